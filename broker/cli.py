@@ -1,0 +1,66 @@
+"""The `tierbroker` command line.
+
+    tierbroker serve [--config server.properties] [--override key=value ...]
+
+With no arguments the broker runs on its embedded defaults: PLAINTEXT on
+127.0.0.1:9092, data under ./data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .config import BrokerConfig, InvalidConfigError
+from .server import serve
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def _parse_override(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key.strip(), value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tierbroker", description="Kafka-compatible broker with tiered storage")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the broker")
+    serve.add_argument("--config", type=Path, help="a Kafka-style server.properties file")
+    serve.add_argument("--override", action="append", default=[], type=_parse_override, metavar="KEY=VALUE",
+                       help="set a broker config key (repeatable); wins over the file and the environment")
+    serve.add_argument("--log-level", default=os.environ.get("TIERBROKER_LOG_LEVEL", "INFO"),
+                       help="logging level (default INFO)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return 2
+
+
+def _serve(args) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    try:
+        config = BrokerConfig.load(args.config, dict(args.override), os.environ)
+    except (InvalidConfigError, OSError) as exc:
+        print(f"tierbroker: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(serve(config))
+    except OSError as exc:
+        logging.getLogger("broker.server").error("cannot start: %s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Everything a request handler may use: config, identity, topics, metrics.
+
+One `BrokerNode` per running broker; handlers reach it through their request
+context, never through a global.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .config import BrokerConfig
+from .metrics import BrokerMetrics
+from .topics import TopicRegistry
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    listener: str
+    host: str
+    port: int
+
+
+@dataclass
+class BrokerNode:
+    config: BrokerConfig
+    node_id: int
+    cluster_id: str
+    topics: TopicRegistry
+    metrics: BrokerMetrics
+    # Filled in once the listeners are bound (a configured port 0 becomes a real one).
+    advertised: list[Endpoint] = field(default_factory=list)
+    rack: str | None = None
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The endpoint clients are told to use (the first advertised listener)."""
+        return self.advertised[0]

@@ -1,0 +1,200 @@
+"""Server lifecycle: startup -> serve -> shutdown.
+
+Startup recovers every partition's log (in a worker thread), binds the
+listeners and starts the background loops. Shutdown stops accepting, lets every
+connection finish the requests it already read (bounded by a drain timeout),
+then closes the logs cleanly so the next start skips recovery scans. The first
+SIGTERM/SIGINT drains; a second one forces: connections are cut at once, and
+the logs are still closed.
+
+Every background task belongs to the server's TaskGroup; nothing outlives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from pathlib import Path
+
+from .config import BrokerConfig
+from .connection import Connection
+from .dispatch import Dispatcher
+from .metrics import BrokerMetrics
+from .node import BrokerNode, Endpoint
+from .topics import TopicRegistry
+
+log = logging.getLogger("broker.server")
+
+DRAIN_TIMEOUT_S = 30.0
+
+
+class Server:
+    def __init__(self, config: BrokerConfig):
+        self.config = config
+        self.node: BrokerNode | None = None
+        self._servers: list[asyncio.base_events.Server] = []
+        self._connections: dict[Connection, asyncio.Task] = {}
+        self._stop = asyncio.Event()
+        self._force = asyncio.Event()
+        self._started = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def run(self) -> None:
+        """startup, serve until `request_stop`, shutdown."""
+        await self.startup()
+        try:
+            async with asyncio.TaskGroup() as background:
+                background.create_task(self._retention_loop(), name="retention")
+                self._started.set()
+                await self._stop.wait()
+                await self._drain()
+                raise _Stopped
+        except* _Stopped:
+            pass
+        finally:
+            await self._close()
+
+    async def startup(self) -> None:
+        cfg = self.config
+        started = time.monotonic()
+        log_dirs = [Path(d).resolve() for d in cfg.log_dirs()]
+        registry = TopicRegistry(cfg, log_dirs)
+        node_id = cfg.node_id()
+        cluster_id = registry.store.load_identity(node_id)
+        log.info("starting tierbroker node %d of cluster %s; log dirs %s", node_id, cluster_id,
+                 ", ".join(map(str, log_dirs)))
+        await asyncio.to_thread(registry.open_all)
+        partitions = sum(len(t.partitions) for t in registry.topics.values())
+        log.info("recovered %d topics, %d partitions in %.2fs", len(registry.topics), partitions,
+                 time.monotonic() - started)
+        metrics = BrokerMetrics()
+        self.node = BrokerNode(cfg, node_id, cluster_id, registry, metrics)
+        dispatcher = Dispatcher(self.node)
+        max_request = cfg.get("socket.request.max.bytes")
+        bound: list[Endpoint] = []
+        for name, host, port in cfg.listeners():
+            server = await asyncio.start_server(
+                lambda r, w: self._on_client(r, w, dispatcher, max_request),
+                host or None, port, reuse_address=True, limit=1 << 20)
+            self._servers.append(server)
+            actual_port = server.sockets[0].getsockname()[1]
+            bound.append(Endpoint(name, host or "0.0.0.0", actual_port))
+            log.info("listening on %s://%s:%d", name, host or "0.0.0.0", actual_port)
+        self.node.advertised = self._advertised(bound)
+        for ep in self.node.advertised:
+            log.info("advertising %s://%s:%d", ep.listener, ep.host, ep.port)
+        metrics_port = cfg.get("metrics.port")
+        if metrics_port >= 0:
+            metrics.serve_http(cfg.get("metrics.host"), metrics_port)
+        log.info("ready in %.2fs", time.monotonic() - started)
+
+    def _advertised(self, bound: list[Endpoint]) -> list[Endpoint]:
+        configured = self.config.advertised_listeners()
+        if not configured:
+            return [Endpoint(b.listener, "127.0.0.1" if b.host in ("0.0.0.0", "::") else b.host, b.port)
+                    for b in bound]
+        ports = {b.listener: b.port for b in bound}
+        return [Endpoint(name, host, port or ports.get(name, port)) for name, host, port in configured]
+
+    def request_stop(self, force: bool = False) -> None:
+        if self._stop.is_set() or force:
+            self._force.set()
+        self._stop.set()
+
+    async def wait_started(self) -> None:
+        await self._started.wait()
+
+    @property
+    def ports(self) -> list[int]:
+        return [s.sockets[0].getsockname()[1] for s in self._servers]
+
+    async def _drain(self) -> None:
+        log.info("shutting down: no new connections; draining %d connections", len(self._connections))
+        for server in self._servers:
+            server.close()
+        for conn in list(self._connections):
+            conn.stop_reading()
+        tasks = list(self._connections.values())
+        if tasks:
+            drained = asyncio.gather(*tasks, return_exceptions=True)
+            forced = asyncio.ensure_future(self._force.wait())
+            await asyncio.wait([drained, forced], timeout=DRAIN_TIMEOUT_S,
+                               return_when=asyncio.FIRST_COMPLETED)
+            forced.cancel()
+            if not drained.done():
+                log.warning("cutting %d connections that did not drain", len(self._connections))
+        for task in self._connections.values():
+            task.cancel()
+
+    async def _close(self) -> None:
+        for task in list(self._connections.values()):
+            task.cancel()
+        if self._connections:
+            await asyncio.gather(*self._connections.values(), return_exceptions=True)
+        for server in self._servers:
+            server.close()
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        if self.node is not None:
+            self.node.metrics.close()
+            await asyncio.to_thread(self.node.topics.close_all)
+            log.info("logs closed cleanly; bye")
+
+    # -- connections -------------------------------------------------------------
+
+    async def _on_client(self, reader, writer, dispatcher, max_request) -> None:
+        if self._stop.is_set():
+            writer.close()
+            return
+        conn = Connection(reader, writer, dispatcher, max_request)
+        self._connections[conn] = asyncio.current_task()
+        try:
+            await conn.run()
+        finally:
+            self._connections.pop(conn, None)
+
+    # -- background loops ------------------------------------------------------
+
+    async def _retention_loop(self) -> None:
+        interval = self.config.get("log.retention.check.interval.ms") / 1000
+        while True:
+            await asyncio.sleep(interval)
+            now_ms = int(time.time() * 1000)
+            for partition in self.node.topics.all_partitions():
+                try:
+                    deleted = partition.log.apply_retention(now_ms)
+                except Exception:
+                    log.exception("retention pass failed for %s", partition.name)
+                    continue
+                if deleted:
+                    log.info("retention deleted %d segments of %s; log start offset is now %d",
+                             len(deleted), partition.name, partition.log.log_start_offset)
+                    partition.wake_waiters()
+
+
+class _Stopped(Exception):
+    pass
+
+
+def install_signal_handlers(server: Server) -> None:
+    """First SIGTERM/SIGINT drains; the second forces."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        forcing = server._stop.is_set()
+        log.warning("received %s: %s", signal.Signals(signum).name,
+                    "forcing shutdown" if forcing else "draining (send again to force)")
+        server.request_stop(force=forcing)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+
+async def serve(config: BrokerConfig) -> None:
+    server = Server(config)
+    install_signal_handlers(server)
+    await server.run()
