@@ -115,7 +115,7 @@ class TopicRegistry:
             raise errors.InvalidPartitions(f"number of partitions must be between 1 and "
                                            f"{MAX_PARTITIONS}, not {count}")
         try:
-            overrides = validate_topic_overrides(configs)
+            overrides = validate_topic_overrides(configs, self.config)
         except InvalidConfigError as exc:
             raise errors.InvalidConfig(str(exc)) from None
         async with self._lock:
@@ -174,7 +174,7 @@ class TopicRegistry:
     async def set_overrides(self, name: str, overrides: dict[str, str], validate_only: bool = False) -> None:
         """Replace a topic's config overrides (already merged by the caller)."""
         try:
-            overrides = validate_topic_overrides(overrides)
+            overrides = validate_topic_overrides(overrides, self.config)
         except InvalidConfigError as exc:
             raise errors.InvalidConfig(str(exc)) from None
         async with self._lock:
