@@ -29,6 +29,8 @@ B, S, I, L, LIST, P = (ConfigType.BOOLEAN, ConfigType.STRING, ConfigType.INT,
 LONG_MAX = (1 << 63) - 1
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
+# Kafka allows 4, which holds no index entry; one time index entry is 12 bytes.
+MIN_INDEX_BYTES = 12
 
 TIMESTAMP_TYPES = OneOf(("CreateTime", "LogAppendTime"))
 COMPRESSION_TYPES = OneOf(("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"))
@@ -104,7 +106,7 @@ BROKER_KEYS: Mapping[str, ConfigDef] = key_table(
     _key("log.index.interval.bytes", I, 4096, "Bytes of log between two entries of the sparse "
          "offset index.", validator=AtLeast(0)),
     _key("log.index.size.max.bytes", I, 10485760, "Largest size of an offset or time index file; "
-         "a full index rolls the segment.", validator=AtLeast(4)),
+         "a full index rolls the segment.", validator=AtLeast(MIN_INDEX_BYTES)),
     _key("log.retention.ms", L, None, "How long the log (local and remote together) keeps a "
          "segment after its newest record; -1 keeps it forever. Unset: "
          "`log.retention.minutes`, then `log.retention.hours`.", validator=AtLeast(-1)),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .broker_keys import (CHUNK_COMPRESSION_TYPES, CLEANUP_POLICIES, COMPRESSION_TYPES, LONG_MAX,
-                          TIMESTAMP_TYPES)
+                          MIN_INDEX_BYTES, TIMESTAMP_TYPES)
 from .keys import ConfigDef, ConfigType, key_table
 from .validators import AtLeast
 
@@ -44,7 +44,7 @@ TOPIC_KEYS: Mapping[str, ConfigDef] = key_table(
               "`segment.ms` per segment, so partitions do not all roll together.",
               validator=AtLeast(0), synonym="log.roll.jitter.ms"),
     ConfigDef("segment.index.bytes", I, 10485760, "Largest size of a segment's offset or time "
-              "index; a full index rolls the segment.", validator=AtLeast(4),
+              "index; a full index rolls the segment.", validator=AtLeast(MIN_INDEX_BYTES),
               synonym="log.index.size.max.bytes"),
     ConfigDef("index.interval.bytes", I, 4096, "Bytes of log between two offset index entries: "
               "smaller means faster lookups and bigger indexes.", validator=AtLeast(0),
