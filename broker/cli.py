@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from .config import BrokerConfig, InvalidConfigError
+from .config import BrokerConfig, InvalidConfigError, PropertiesSyntaxError
 from .server import serve
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -51,7 +51,7 @@ def _serve(args) -> int:
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     try:
         config = BrokerConfig.load(args.config, dict(args.override), os.environ)
-    except (InvalidConfigError, OSError) as exc:
+    except (InvalidConfigError, PropertiesSyntaxError, OSError) as exc:
         print(f"tierbroker: {exc}", file=sys.stderr)
         return 2
     try:
