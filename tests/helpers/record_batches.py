@@ -34,7 +34,17 @@ def _bytes_field(data: bytes | None) -> bytes:
     return _varint(len(data)) + data
 
 
-def encode_record(offset_delta: int, timestamp_delta: int, key, value, headers=()) -> bytes:
+def _padded_uvarint(value: int, pad: int) -> bytes:
+    """A varint stretched by `pad` redundant bytes (decoders accept non-minimal varints)."""
+    if not pad:
+        return _uvarint(value)
+    out = bytearray(_uvarint(value))
+    out[-1] |= 0x80
+    out += b"\x80" * (pad - 1) + b"\x00"
+    return bytes(out)
+
+
+def encode_record(offset_delta: int, timestamp_delta: int, key, value, headers=(), length_pad: int = 0) -> bytes:
     body = bytearray()
     body.append(0)  # attributes
     body += _varint(timestamp_delta)
@@ -46,7 +56,7 @@ def encode_record(offset_delta: int, timestamp_delta: int, key, value, headers=(
         encoded = hkey.encode() if isinstance(hkey, str) else hkey
         body += _varint(len(encoded)) + encoded
         body += _bytes_field(hvalue)
-    return _varint(len(body)) + bytes(body)
+    return _padded_uvarint(len(body) << 1, length_pad) + bytes(body)
 
 
 def build_batch(
@@ -59,6 +69,7 @@ def build_batch(
     producer_epoch: int = -1,
     base_sequence: int = -1,
     leader_epoch: int = -1,
+    length_pad: int = 0,
 ) -> bytes:
     """One uncompressed batch from records given as (key, value, headers, timestamp_ms).
 
@@ -72,7 +83,7 @@ def build_batch(
         base_timestamp = timestamps[0]
     max_timestamp = max(timestamps)
     body = b"".join(
-        encode_record(i, ts - base_timestamp, key, value, headers)
+        encode_record(i, ts - base_timestamp, key, value, headers, length_pad if i == 0 else 0)
         for i, ((key, value, headers, _), ts) in enumerate(zip(records, timestamps))
     )
     after_crc = struct.pack(
@@ -92,18 +103,22 @@ def build_batch(
 
 
 def batch_of_size(size: int, *, timestamp: int = 0, key: bytes | None = None, count: int = 1) -> bytes:
-    """An uncompressed batch of exactly `size` bytes (size >= 70 + count * 8 or so)."""
+    """An uncompressed batch of exactly `size` bytes (at least ~70 + 8 per extra record).
+
+    Varint length prefixes grow with the value, so the value alone skips some
+    sizes; a redundant byte in the first record's length varint fills the gap.
+    """
     overhead = len(build_batch([(key, b"", (), timestamp)] * count))
-    fill = size - overhead
-    if fill < 0:
+    if size < overhead:
         raise ValueError(f"cannot build a {size}-byte batch; the minimum is {overhead}")
-    # A value's varint length prefix grows with the value; shrink until it fits.
-    value_len = fill
-    while True:
-        records = [(key, b"x" * value_len, (), timestamp)] + [(key, b"", (), timestamp)] * (count - 1)
-        batch = build_batch(records)
-        if len(batch) == size:
-            return batch
-        if len(batch) < size:
-            raise ValueError(f"cannot hit exactly {size} bytes")
-        value_len -= len(batch) - size
+    for pad in (0, 1):
+        value_len = size - overhead - pad
+        while value_len >= 0:
+            records = [(key, b"x" * value_len, (), timestamp)] + [(key, b"", (), timestamp)] * (count - 1)
+            batch = build_batch(records, length_pad=pad)
+            if len(batch) == size:
+                return batch
+            if len(batch) < size:
+                break
+            value_len -= 1
+    raise ValueError(f"cannot build a batch of exactly {size} bytes")

@@ -1,0 +1,537 @@
+"""`PartitionLog`: one partition's local log, a directory of segments.
+
+Invariants: segments are sorted by base offset and do not overlap; the last one
+is the *active* segment, the only one appended to (there is always one, possibly
+empty). `log_start_offset <= log_end_offset`; every offset in
+[log_start_offset, log_end_offset) that a producer wrote is readable. Offsets
+below `flushed_offset` are on disk (fsync'd); `recovery_point <= flushed_offset`
+and every segment below it is fsync'd with its index files.
+
+Durability: `append` only writes to the page cache (`acks=1` may be acknowledged
+then); `flush` makes appended data durable with group commit (`acks=all` waits
+for it). Index files are kept in memory and written when a segment is sealed
+(rolled) or the log closed; after a crash recovery rebuilds them (recovery.py).
+A clean `close` leaves the `clean-shutdown` marker; `open` removes it first
+thing, so a crash at any later point counts as unclean.
+
+Concurrency: not thread-safe. Every method runs on the event-loop thread, except
+`open` and `close`, which the server runs (in a thread) while nothing else uses
+the log. `flush` hands fsyncs to a worker thread that only sees dup'd
+descriptors; reads return `FileRegion`s over dup'd descriptors, so deleting a
+segment never breaks an in-flight fsync or sendfile.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+import time
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+
+from broker.protocol.primitives import FileRegion
+from broker.protocol.records import BatchHeader, assign_offsets, set_log_append_time
+
+from . import recovery, retention
+from .checkpoint import Checkpoint, CheckpointFile
+from .config import MAX_INT32, LogConfig
+from .errors import LogStorageError, OffsetOutOfRangeError
+from .files import CLEAN_SHUTDOWN_MARKER, Fsync, fsync_directory, write_file_atomically
+from .flush import FlushRound, GroupCommit
+from .segment import Segment
+
+logger = logging.getLogger("broker.log")
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    base_offset: int
+    last_offset: int
+    log_append_time_ms: int  # -1 when the topic uses CreateTime
+    log_start_offset: int
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    # FileRegion over a private os.dup of the segment fd: the caller sends and closes it.
+    # b"" when the first batch exceeds max_bytes and min_one_batch is False; None at the log end.
+    records: FileRegion | bytes | None
+    high_watermark: int
+    log_start_offset: int
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    base_offset: int
+    next_offset: int
+    size_bytes: int
+    max_timestamp_ms: int  # -1 when no batch carries a timestamp
+    path: Path
+    is_active: bool
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class PartitionLog:
+    def __init__(self, directory: Path, config: LogConfig, checkpoint: CheckpointFile, fsync: Fsync):
+        self.directory = directory
+        self.config = config
+        self._checkpoint = checkpoint
+        self._fsync = fsync
+        self._segments: list[Segment] = []
+        self._bases: list[int] = []
+        self.log_start_offset = 0
+        self.recovery_point = 0
+        self._dir_dirty = False
+        self._failure: BaseException | None = None
+        self._pending_deletes: list[tuple[int, list[Path]]] = []  # (due ms, renamed files)
+        self._closed = False
+        self._group_commit = GroupCommit(directory, self._prepare_flush, self._flush_failed, 0, fsync)
+
+    # -- open / close ----------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        config: LogConfig,
+        *,
+        clean_shutdown_hint: bool | None = None,
+        now_ms: int | None = None,
+        fsync: Fsync = os.fsync,
+    ) -> "PartitionLog":
+        """Open (creating if missing) and recover the log in `directory`. Blocking.
+
+        Clean shutdown is decided by the `clean-shutdown` marker, unless
+        `clean_shutdown_hint` says otherwise. `fsync` is the seam every fsync of this
+        log goes through (tests count calls).
+        """
+        started = time.monotonic()
+        now_ms = _now_ms() if now_ms is None else now_ms
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        marker = directory / CLEAN_SHUTDOWN_MARKER
+        clean = marker.exists()
+        if clean:
+            marker.unlink()
+            fsync_directory(directory, fsync)
+        if clean_shutdown_hint is not None:
+            clean = clean_shutdown_hint
+        checkpoint_file = CheckpointFile(directory, fsync)
+        checkpoint = checkpoint_file.read()
+        log = cls(directory, config, checkpoint_file, fsync)
+        segments, scanned = recovery.load_segments(
+            directory, config, clean=clean, recovery_point=checkpoint.recovery_point if checkpoint else 0,
+            jitter=log._roll_jitter,
+        )
+        log._install(segments, checkpoint.log_start_offset if checkpoint else None, now_ms)
+        # Scanned data may be in the page cache only: make it durable before it is called flushed.
+        for segment in scanned:
+            if not segment.closed:
+                segment.synced_size = 0
+        log._sync_all()
+        log.recovery_point = log.log_end_offset
+        log._write_checkpoint()
+        logger.info(
+            "%s: opened log, offsets [%d, %d), %d segment(s), %d bytes, %s shutdown, %d segment(s) scanned, %.0f ms",
+            directory, log.log_start_offset, log.log_end_offset, len(log._segments), log.size_bytes(),
+            "clean" if clean else "unclean", len(scanned), (time.monotonic() - started) * 1000,
+        )
+        return log
+
+    def _install(self, segments: list[Segment], checkpoint_lso: int | None, now_ms: int) -> None:
+        """Adopt loaded segments and settle the log start offset against them."""
+        lso = checkpoint_lso if checkpoint_lso is not None else (segments[0].base_offset if segments else 0)
+        while len(segments) > 1 and segments[0].next_offset <= lso:
+            logger.info("%s: deleting segment %s, entirely below log start offset %d", self.directory, segments[0].path.name, lso)
+            recovery.delete_segment_files(segments.pop(0))
+        if segments and lso > segments[-1].next_offset:
+            logger.warning(
+                "%s: log start offset %d is beyond the recovered log end %d; starting an empty log at %d",
+                self.directory, lso, segments[-1].next_offset, lso,
+            )
+            for segment in segments:
+                recovery.delete_segment_files(segment)
+            segments = []
+        if not segments:
+            segments = [Segment.create(self.directory, lso, self.config, self._roll_jitter())]
+            self._dir_dirty = True
+        self.log_start_offset = max(lso, segments[0].base_offset)
+        self._segments = segments
+        self._bases = [segment.base_offset for segment in segments]
+        active = segments[-1]
+        if active.size:
+            first = active.first_batch_timestamp()
+            active.rolling_base_ms = min(first, now_ms) if first >= 0 else now_ms
+
+    def close(self) -> None:
+        """Seal the active segment's indexes, fsync everything, checkpoint, mark clean. Blocking."""
+        if self._closed:
+            return
+        try:
+            if self._failure is None:
+                active = self._segments[-1]
+                active.time_index.maybe_append(active.max_timestamp, active.offset_of_max_timestamp, force=True)
+                active.write_indexes()
+                self._sync_all()
+                self.recovery_point = self.log_end_offset
+                self._write_checkpoint()
+                write_file_atomically(self.directory / CLEAN_SHUTDOWN_MARKER, b"", self._fsync)
+                logger.info("%s: closed cleanly at log end offset %d", self.directory, self.log_end_offset)
+            else:
+                logger.error("%s: closing a failed log without marking it clean (%s)", self.directory, self._failure)
+        finally:
+            self._closed = True
+            for segment in self._segments:
+                segment.close()
+            self._purge(None)
+
+    def delete(self) -> None:
+        """Remove the whole partition directory (topic deletion). Open FileRegions keep working."""
+        self._closed = True
+        for segment in self._segments:
+            segment.close()
+        self._segments = []
+        self._bases = []
+        shutil.rmtree(self.directory, ignore_errors=True)
+        logger.info("%s: partition directory deleted", self.directory)
+
+    def _sync_all(self) -> None:
+        """fsync every unsynced file and the directory, on the calling thread."""
+        for segment in self._segments:
+            if segment.synced_size < segment.size:
+                self._fsync(segment.fd)
+                segment.synced_size = segment.size
+            while segment.unsynced_files:
+                fd = segment.unsynced_files.pop()
+                try:
+                    self._fsync(fd)
+                finally:
+                    os.close(fd)
+        fsync_directory(self.directory, self._fsync)
+        self._dir_dirty = False
+        self._group_commit.flushed_offset = self.log_end_offset
+
+    def _write_checkpoint(self) -> None:
+        self._checkpoint.write(lambda: Checkpoint(self.log_start_offset, self.recovery_point))
+
+    # -- state -----------------------------------------------------------------------
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._segments[-1].next_offset
+
+    @property
+    def high_watermark(self) -> int:
+        return self._segments[-1].next_offset  # single replica: everything appended is committed
+
+    @property
+    def flushed_offset(self) -> int:
+        return self._group_commit.flushed_offset
+
+    @property
+    def flush_rounds(self) -> int:
+        """Completed group-commit rounds (metrics, tests)."""
+        return self._group_commit.rounds
+
+    @property
+    def segments(self) -> list[SegmentInfo]:
+        last = len(self._segments) - 1
+        return [
+            SegmentInfo(s.base_offset, s.next_offset, s.size, s.max_timestamp, s.path, i == last)
+            for i, s in enumerate(self._segments)
+        ]
+
+    def size_bytes(self) -> int:
+        return sum(segment.size for segment in self._segments)
+
+    def update_config(self, config: LogConfig) -> None:
+        self.config = config
+        for segment in self._segments:
+            segment.update_config(config)
+
+    def _roll_jitter(self) -> int:
+        jitter = min(self.config.segment_jitter_ms, self.config.segment_ms)
+        return random.randrange(jitter) if jitter > 0 else 0
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise LogStorageError("log is closed", self.directory)
+        if self._failure is not None:
+            raise LogStorageError(f"log is offline after an I/O failure: {self._failure}", self.directory)
+
+    # -- append / roll ---------------------------------------------------------------
+
+    def append(self, records: bytearray, headers: list[BatchHeader], now_ms: int) -> AppendResult:
+        """Assign offsets (in place) and write validated batches to the active segment.
+
+        `headers` come from `validate_batches(records)`. Rolls first if the active
+        segment is full or too old. Page cache only: see `flush`.
+        """
+        self._check_usable()
+        if not headers:
+            raise ValueError("append needs at least one batch")
+        active = self._segments[-1]
+        base_offset = active.next_offset
+        if active.size:
+            span = 0
+            for header in headers:
+                span += header.last_offset_delta + 1
+            config = self.config
+            if (
+                active.size + len(records) > config.segment_bytes
+                or base_offset + span - 1 - active.base_offset > MAX_INT32
+                or active.offset_index.is_full
+                or active.time_index.is_full
+                or now_ms - active.rolling_base_ms > config.segment_ms - active.roll_jitter_ms
+            ):
+                active = self._roll(now_ms)
+        last_offset = assign_offsets(records, headers, base_offset)
+        append_time = -1
+        if self.config.message_timestamp_type == "LogAppendTime":
+            set_log_append_time(records, headers, now_ms)
+            append_time = now_ms
+        size_before = active.size
+        try:
+            active.append(records, headers, now_ms)
+        except OSError as exc:
+            self._undo_failed_append(active, size_before, base_offset, exc)
+        return AppendResult(base_offset, last_offset, append_time, self.log_start_offset)
+
+    def _undo_failed_append(self, segment: Segment, size: int, next_offset: int, exc: OSError):
+        try:
+            segment.truncate(size)
+        except OSError as truncate_exc:
+            self._failure = truncate_exc
+            logger.error("%s: write failed (%s) and truncating it back failed too (%s); log is offline",
+                         self.directory, exc, truncate_exc)
+        else:
+            # the write failed before any index or offset state changed: the log is as before
+            logger.error("%s: write at offset %d failed: %s", self.directory, next_offset, exc)
+        raise LogStorageError(f"write at offset {next_offset} failed: {exc}", self.directory) from exc
+
+    def maybe_roll(self, now_ms: int) -> bool:
+        """Time-based roll of a non-empty active segment older than segment.ms (minus jitter)."""
+        self._check_usable()
+        active = self._segments[-1]
+        if active.size and now_ms - active.rolling_base_ms > self.config.segment_ms - active.roll_jitter_ms:
+            self._roll(now_ms)
+            return True
+        return False
+
+    def _roll(self, now_ms: int) -> Segment:
+        old = self._segments[-1]
+        try:
+            old.seal()
+            new = Segment.create(self.directory, old.next_offset, self.config, self._roll_jitter())
+        except OSError as exc:
+            self._failure = exc
+            raise LogStorageError(f"rolling a new segment at offset {old.next_offset} failed: {exc}", self.directory) from exc
+        self._segments.append(new)
+        self._bases.append(new.base_offset)
+        self._dir_dirty = True
+        logger.debug("%s: rolled segment %s at offset %d (%d bytes)", self.directory, new.path.name, new.base_offset, old.size)
+        return new
+
+    # -- flush (group commit) --------------------------------------------------------
+
+    async def flush(self, up_to_offset: int) -> None:
+        """Return once every offset <= `up_to_offset` (clamped to the log end) is fsync'd."""
+        self._check_usable()
+        try:
+            await self._group_commit.flush(min(up_to_offset, self.log_end_offset - 1))
+        except OSError as exc:
+            raise LogStorageError(f"fsync failed: {exc}", self.directory) from exc
+
+    def _prepare_flush(self) -> FlushRound:
+        """Capture what the round covers (event loop); dup fds so closes cannot race the fsync."""
+        self._check_usable()
+        target = self.log_end_offset
+        captured: list[tuple[Segment, int, list[int]]] = []
+        fds: list[int] = []
+        try:
+            for segment in self._segments:
+                if segment.synced_size < segment.size or segment.unsynced_files:
+                    index_fds = list(segment.unsynced_files)
+                    captured.append((segment, segment.size, index_fds))
+                    fds.append(os.dup(segment.fd))
+                    fds.extend(os.dup(fd) for fd in index_fds)
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            raise
+        sync_directory = self._dir_dirty
+        self._dir_dirty = False
+        new_recovery_point = self._segments[-1].base_offset
+
+        def after_sync() -> None:  # worker thread
+            if new_recovery_point > self.recovery_point:
+                self.recovery_point = new_recovery_point
+                self._write_checkpoint()
+
+        def on_success() -> None:  # event loop
+            for segment, size, index_fds in captured:
+                if segment.closed:
+                    continue
+                segment.synced_size = max(segment.synced_size, size)
+                for fd in index_fds:
+                    if fd in segment.unsynced_files:
+                        segment.unsynced_files.remove(fd)
+                        os.close(fd)
+
+        return FlushRound(target, fds, sync_directory, after_sync, on_success)
+
+    def _flush_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, OSError):
+            # After a failed fsync the kernel may have dropped the dirty pages: retrying
+            # could report success for lost data. Take the log offline.
+            self._failure = exc
+            logger.error("%s: fsync failed (%s); log is offline", self.directory, exc)
+
+    # -- read ------------------------------------------------------------------------
+
+    def _segment_index(self, offset: int) -> int:
+        return bisect_right(self._bases, offset) - 1
+
+    def read(self, offset: int, max_bytes: int, *, min_one_batch: bool = True) -> ReadResult:
+        """Whole batches from the one containing `offset`, from one segment, within `max_bytes`.
+
+        With `min_one_batch` the first batch comes whole even if larger (KIP-74).
+        """
+        self._check_usable()
+        end = self.log_end_offset
+        if offset == end:
+            return ReadResult(None, end, self.log_start_offset)
+        if offset < self.log_start_offset or offset > end:
+            raise OffsetOutOfRangeError(offset, self.log_start_offset, end)
+        i = max(0, self._segment_index(offset))
+        while i < len(self._segments):
+            segment = self._segments[i]
+            first = segment.locate(offset)
+            if first is not None:
+                limit = max_bytes
+                if first.size > limit:
+                    if not min_one_batch:
+                        return ReadResult(b"", end, self.log_start_offset)
+                    limit = first.size
+                stop = segment.read_end(first.position, first.size, first.position + limit)
+                region = FileRegion(os.dup(segment.fd), first.position, stop - first.position)
+                return ReadResult(region, end, self.log_start_offset)
+            i += 1  # offset in a gap (or past this segment's data): the next segment's first batch
+        return ReadResult(None, end, self.log_start_offset)
+
+    def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the earliest batch whose max timestamp is >= `timestamp_ms`.
+
+        Batch granularity (records are never decompressed): the offset is the batch's
+        first offset, raised to the log start offset if the batch straddles it.
+        """
+        self._check_usable()
+        lso = self.log_start_offset
+        for segment in self._segments:
+            if segment.next_offset <= lso or segment.max_timestamp < timestamp_ms:
+                continue
+            header = segment.find_timestamp(timestamp_ms, max(lso, segment.base_offset))
+            if header is not None:
+                return max(header.base_offset, lso), header.max_timestamp
+        return None
+
+    def max_timestamp_and_offset(self) -> tuple[int, int]:
+        """(largest batch timestamp, first offset of the batch carrying it); (-1, -1) if none."""
+        best = (-1, -1)
+        for segment in self._segments:
+            if segment.next_offset > self.log_start_offset and segment.max_timestamp > best[0]:
+                best = (segment.max_timestamp, max(segment.offset_of_max_timestamp, self.log_start_offset))
+        return best
+
+    # -- deletion --------------------------------------------------------------------
+
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: make `offset` the log start offset and drop segments wholly below it."""
+        self._check_usable()
+        if offset < 0 or offset > self.high_watermark:
+            raise OffsetOutOfRangeError(offset, self.log_start_offset, self.high_watermark, "DeleteRecords offset")
+        if offset <= self.log_start_offset:
+            return self.log_start_offset
+        self.log_start_offset = offset
+        self._write_checkpoint()
+        logger.info("%s: log start offset advanced to %d by DeleteRecords", self.directory, offset)
+        count = retention.below_log_start(self._facts(), offset)
+        if count:
+            self._delete_oldest(count, _now_ms(), f"log start offset {offset}")
+        return self.log_start_offset
+
+    def apply_retention(self, now_ms: int) -> list[int]:
+        """Delete the oldest segments past retention.ms / retention.bytes / the log start offset.
+
+        Returns their base offsets. Also unlinks `.deleted` files whose delay is over.
+        """
+        self._check_usable()
+        self._purge(now_ms)
+        config = self.config
+        count, rule = retention.segments_to_delete(
+            self._facts(), now_ms, config.retention_ms, config.retention_bytes, self.log_start_offset
+        )
+        if not count:
+            return []
+        return self._delete_oldest(count, now_ms, rule)
+
+    def _facts(self) -> list[retention.SegmentFacts]:
+        last = len(self._segments) - 1
+        return [
+            retention.SegmentFacts(s.base_offset, s.next_offset, s.size, s.largest_timestamp(), i == last)
+            for i, s in enumerate(self._segments)
+        ]
+
+    def _delete_oldest(self, count: int, now_ms: int, rule: str) -> list[int]:
+        if count >= len(self._segments):
+            self._roll(now_ms)  # never leave the log without an active segment
+        doomed = self._segments[:count]
+        new_start = self._segments[count].base_offset
+        if new_start > self.log_start_offset:
+            self.log_start_offset = new_start
+            self._write_checkpoint()
+        del self._segments[:count]
+        del self._bases[:count]
+        due = now_ms + self.config.file_delete_delay_ms
+        for segment in doomed:
+            self._pending_deletes.append((due, segment.rename_for_delete()))
+        self._dir_dirty = True
+        logger.info(
+            "%s: deleted %d segment(s) [%d, %d) (%d bytes) by %s; log start offset now %d",
+            self.directory, len(doomed), doomed[0].base_offset, doomed[-1].next_offset,
+            sum(s.size for s in doomed), rule, self.log_start_offset,
+        )
+        if self.config.file_delete_delay_ms == 0:
+            self._purge(now_ms)
+        return [segment.base_offset for segment in doomed]
+
+    def purge_deleted_files(self, now_ms: int) -> int:
+        """Unlink `.deleted` files whose delay is over; returns how many. Cheap if none are due."""
+        return self._purge(now_ms)
+
+    def _purge(self, now_ms: int | None) -> int:
+        """Unlink due files (all of them when `now_ms` is None)."""
+        keep, removed = [], 0
+        for due, paths in self._pending_deletes:
+            if now_ms is not None and due > now_ms:
+                keep.append((due, paths))
+                continue
+            for path in paths:
+                try:
+                    path.unlink()
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    logger.warning("%s: could not remove %s: %s", self.directory, path.name, exc)
+        self._pending_deletes = keep
+        return removed
+
+    def __repr__(self) -> str:
+        return f"PartitionLog({self.directory}, [{self.log_start_offset}, {self.log_end_offset}))"
