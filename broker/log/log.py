@@ -129,6 +129,7 @@ class PartitionLog:
             directory, config, clean=clean, recovery_point=checkpoint.recovery_point if checkpoint else 0,
             jitter=log._roll_jitter,
         )
+        fresh = not segments and checkpoint is None
         log._install(segments, checkpoint.log_start_offset if checkpoint else None, now_ms)
         # Scanned data may be in the page cache only: make it durable before it is called flushed.
         for segment in scanned:
@@ -140,7 +141,8 @@ class PartitionLog:
         logger.info(
             "%s: opened log, offsets [%d, %d), %d segment(s), %d bytes, %s shutdown, %d segment(s) scanned, %.0f ms",
             directory, log.log_start_offset, log.log_end_offset, len(log._segments), log.size_bytes(),
-            "clean" if clean else "unclean", len(scanned), (time.monotonic() - started) * 1000,
+            "no previous" if fresh else "clean" if clean else "unclean", len(scanned),
+            (time.monotonic() - started) * 1000,
         )
         return log
 

@@ -288,7 +288,7 @@ class Segment:
         end = start + first_size
         if max_end <= end:
             return end
-        entry_offset, position = self.offset_index.floor_position(max_end)
+        _, position = self.offset_index.floor_position(max_end)
         if position > end:
             end = position
         for header in self.headers(end):

@@ -8,12 +8,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helpers"))
 
-from record_batches import batch_of_size, build_batch  # noqa: E402,F401
+from record_batches import batch_of_size, build_batch  # noqa: E402
 
 from broker.log import PartitionLog  # noqa: E402
 from broker.protocol.records import scan_batches, validate_batches  # noqa: E402
 
 NOW = 1_700_000_000_000
+
+__all__ = [
+    "NOW",
+    "append",
+    "append_sized",
+    "batch_of_size",
+    "build_batch",
+    "crash",
+    "file_position",
+    "read_all",
+    "read_headers",
+    "region_bytes",
+]
 
 
 def append(log: PartitionLog, raw: bytes, now_ms: int = NOW):
