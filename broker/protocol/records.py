@@ -282,7 +282,8 @@ def scan_batches(buf, pos: int = 0, end: int | None = None, *, verify_crc: bool 
     Unlike `validate_batches` this never raises for bad data: recovery uses it to
     find the valid prefix of a segment. Checks length >= 49, magic 2,
     lastOffsetDelta >= 0 and, if `verify_crc`, the CRC-32C. Header positions are
-    positions in `buf`.
+    positions in `buf`; `error` does not repeat the position (it is `end`), so a
+    caller scanning a chunk of a file can report the file position itself.
     """
     view = buf if isinstance(buf, memoryview) else memoryview(buf)
     if end is None:
@@ -292,30 +293,24 @@ def scan_batches(buf, pos: int = 0, end: int | None = None, *, verify_crc: bool 
     while pos < end:
         left = end - pos
         if left < BATCH_HEADER_SIZE:
-            return ScanResult(
-                headers, pos, f"batch header at byte {pos} is cut off after {left} bytes", True, BATCH_HEADER_SIZE
-            )
+            return ScanResult(headers, pos, f"batch header cut off after {left} bytes", True, BATCH_HEADER_SIZE)
         header = BatchHeader(*unpack(view, pos), pos)
         if header.magic != CURRENT_MAGIC:
-            return ScanResult(headers, pos, f"batch at byte {pos} has magic {header.magic}, expected 2")
+            return ScanResult(headers, pos, f"magic {header.magic}, expected {CURRENT_MAGIC}")
         if header.batch_length < MIN_BATCH_LENGTH:
-            return ScanResult(headers, pos, f"batch at byte {pos} has impossible batchLength {header.batch_length}")
+            return ScanResult(headers, pos, f"impossible batchLength {header.batch_length}")
         if header.last_offset_delta < 0:
-            return ScanResult(
-                headers, pos, f"batch at byte {pos} has negative lastOffsetDelta {header.last_offset_delta}"
-            )
+            return ScanResult(headers, pos, f"negative lastOffsetDelta {header.last_offset_delta}")
         size = LOG_OVERHEAD + header.batch_length
         if size > left:
-            return ScanResult(
-                headers, pos, f"batch at byte {pos} claims {size} bytes but only {left} remain", True, size
-            )
+            return ScanResult(headers, pos, f"batch of {size} bytes cut off after {left} bytes", True, size)
         if verify_crc:
             actual = crc32c(view[pos + ATTRIBUTES_POS : pos + size])
             if actual != header.crc:
                 return ScanResult(
                     headers,
                     pos,
-                    f"batch at byte {pos} (offset {header.base_offset}) fails its CRC-32C check: "
+                    f"CRC-32C mismatch in batch at offset {header.base_offset}: "
                     f"stored {header.crc:#010x}, computed {actual:#010x}",
                 )
         headers.append(header)
