@@ -140,12 +140,25 @@ BYTES = _Bytes("bytes")
 RECORDS = _Bytes("records")
 
 
+class _NullDefault:
+    """The marker for Kafka's `"default": "null"`: absent from a version reads as None."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NULL"
+
+
+NULL = _NullDefault()
+
+
 @dataclass(frozen=True)
 class Field:
     """One field of a schema.
 
     `type` is a scalar `Type`, a `list[Field]` (a struct), or `Array(...)`.
-    `default` overrides the type's default (used when encoding a missing value).
+    `default` overrides the type's default (used when encoding a missing value, and
+    as the decoded value in versions without the field); `NULL` makes it None.
     """
 
     name: str
@@ -173,6 +186,8 @@ class Array:
 
 
 def _default_for(f: Field, version: int):
+    if f.default is NULL:
+        return None
     if f.default is not None:
         return f.default
     if version in f.nullable:
@@ -346,6 +361,6 @@ def api(key: int, name: str, valid: str, flexible: str, request: list[Field],
 
 __all__ = [
     "Array", "ApiSchema", "BOOL", "BYTES", "F", "FLOAT64", "Field", "INT16", "INT32", "INT64",
-    "INT8", "RECORDS", "STRING", "Struct", "UINT16", "UINT32", "UUID", "Versions", "api",
+    "INT8", "NULL", "RECORDS", "STRING", "Struct", "UINT16", "UINT32", "UUID", "Versions", "api",
     "read_struct", "write_struct", "uuid",
 ]
