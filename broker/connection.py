@@ -1,20 +1,28 @@
 """One client connection: read frames, handle them concurrently, answer in order.
 
 Kafka clients pipeline requests and expect responses in request order on each
-connection. The reader starts a task per request as soon as its frame is read
-(so a long-polling Fetch does not stall the Produce behind it from being
-*handled*), and a single sender writes the results strictly in arrival order.
-At most `MAX_IN_FLIGHT` requests are outstanding per connection; the reader
-stops reading when that many wait, which back-pressures a fast producer.
+connection. Each frame starts its own handling task as soon as it is read (so a
+long-polling Fetch does not hold up the handling of the Produce behind it), and a
+single sender writes the results strictly in arrival order. When
+`MAX_IN_FLIGHT` requests wait for their turn, the connection stops reading,
+which back-pressures a fast producer.
+
+Frames are received with `BufferedProtocol`: the kernel copies a large request
+straight into the bytearray that becomes the frame, so a produced record set is
+never copied between the socket and the log (its memoryview is writable, and
+the log assigns offsets in place).
 
 A frame whose size is negative, tiny or beyond `socket.request.max.bytes`, or
 whose header cannot be read, closes the connection (as Kafka does); everything
 else gets a Kafka error response and the connection stays up.
+
+Not thread-safe: everything runs on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -27,131 +35,199 @@ log = logging.getLogger("broker.connection")
 MAX_IN_FLIGHT = 64
 # Smallest frame with a request header: api_key, api_version, correlation_id, client_id length.
 MIN_FRAME = 10
+SCRATCH_BYTES = 64 * 1024
 
 
-class Connection:
-    """Owned by the server's connection task; not shared between tasks."""
+class Connection(asyncio.BufferedProtocol):
+    """The protocol object asyncio drives for one client socket."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 dispatcher: Dispatcher, max_request_bytes: int):
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, dispatcher: Dispatcher, max_request_bytes: int, on_closed=None):
         self.dispatcher = dispatcher
         self.max_request_bytes = max_request_bytes
-        peer = writer.get_extra_info("peername")
+        self.on_closed = on_closed
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self._scratch = bytearray(SCRATCH_BYTES)
+        self._scratch_view = memoryview(self._scratch)
+        self._scratch_len = 0
+        self._frame: bytearray | None = None  # a large frame being filled in place
+        self._frame_have = 0
+        self._pending: collections.deque = collections.deque()
+        self._pending_changed = asyncio.Event()
+        self._reading = True
+        self._read_paused = False
+        self._write_ready = asyncio.Event()
+        self._write_ready.set()
+        self.closed = asyncio.get_running_loop().create_future()
+        self._sender: asyncio.Task | None = None
+
+    # -- asyncio protocol callbacks -------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        self._pending: asyncio.Queue = asyncio.Queue(MAX_IN_FLIGHT)
-        self._reading: asyncio.Task | None = None
+        self._sender = asyncio.ensure_future(self._send_responses())
 
-    async def run(self) -> None:
-        sender = asyncio.create_task(self._send_responses(), name=f"send-{self.peer}")
-        self._reading = asyncio.create_task(self._read_requests(), name=f"read-{self.peer}")
-        try:
-            try:
-                await self._reading
-            except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():
-                    raise  # forced: the server is cutting this connection
-            await self._pending.put(None)
-            await sender
-        finally:
-            if not sender.done():
-                sender.cancel()
-                self._abort()
-                self._cancel_pending()
-            await self._close()
+    def get_buffer(self, sizehint: int) -> memoryview:
+        if self._frame is not None:
+            return memoryview(self._frame)[self._frame_have:]
+        return self._scratch_view[self._scratch_len:]
 
-    def _cancel_pending(self) -> None:
-        while not self._pending.empty():
-            task = self._pending.get_nowait()
-            if task is None:
-                continue
-            if task.done() and not task.cancelled() and task.exception() is None and task.result():
-                _close_regions(task.result())
-            task.cancel()
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._frame is not None:
+            self._frame_have += nbytes
+            if self._frame_have == len(self._frame):
+                frame, self._frame = self._frame, None
+                self._deliver(frame)
+            return
+        self._scratch_len += nbytes
+        self._split_scratch()
 
-    def stop_reading(self) -> None:
-        """Read no further requests; those already read are still answered."""
-        if self._reading is not None:
-            self._reading.cancel()
+    def eof_received(self) -> bool:
+        self.stop_reading()
+        return True  # keep the transport open until the responses are written
 
-    async def _read_requests(self) -> None:
-        while True:
-            try:
-                prefix = await self.reader.readexactly(4)
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return
-            size = int.from_bytes(prefix, "big", signed=True)
+    def connection_lost(self, exc) -> None:
+        self._reading = False
+        self._write_ready.set()
+        self._pending_changed.set()
+        if self._sender is not None and not self._sender.done():
+            self._sender.cancel()
+        self._cancel_pending()
+        if not self.closed.done():
+            self.closed.set_result(None)
+        if self.on_closed is not None:
+            self.on_closed(self)
+
+    def pause_writing(self) -> None:
+        self._write_ready.clear()
+
+    def resume_writing(self) -> None:
+        self._write_ready.set()
+
+    # -- reading -------------------------------------------------------------------
+
+    def _split_scratch(self) -> None:
+        """Cut whole frames out of the scratch buffer; start filling a large one in place."""
+        buf, start, end = self._scratch, 0, self._scratch_len
+        while self._reading and end - start >= 4:
+            size = int.from_bytes(buf[start:start + 4], "big", signed=True)
             if size < MIN_FRAME or size > self.max_request_bytes:
                 log.warning("closing connection from %s: frame size %d is outside [%d, %d] "
-                            "(socket.request.max.bytes)", self.peer, size, MIN_FRAME,
-                            self.max_request_bytes)
+                            "(socket.request.max.bytes)", self.peer, size, MIN_FRAME, self.max_request_bytes)
+                self._hang_up()
                 return
-            try:
-                frame = await self.reader.readexactly(size)
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return
-            try:
-                work = self.dispatcher.begin(frame, self)
-            except UnreadableRequest as exc:
-                log.warning("closing connection from %s: %s", self.peer, exc)
-                return
-            await self._pending.put(asyncio.ensure_future(work))
+            available = end - start - 4
+            if available >= size:
+                self._deliver(bytearray(buf[start + 4:start + 4 + size]))
+                start += 4 + size
+                continue
+            if size > SCRATCH_BYTES - 4:
+                self._frame = bytearray(size)
+                self._frame[:available] = buf[start + 4:end]
+                self._frame_have = available
+                start = end
+            break
+        if start:
+            remaining = end - start
+            buf[:remaining] = buf[start:end]
+            self._scratch_len = remaining
+
+    def _deliver(self, frame: bytearray) -> None:
+        if not self._reading:
+            return
+        try:
+            work = self.dispatcher.begin(frame, self)
+        except UnreadableRequest as exc:
+            log.warning("closing connection from %s: %s", self.peer, exc)
+            self._hang_up()
+            return
+        self._pending.append(asyncio.ensure_future(work))
+        self._pending_changed.set()
+        if len(self._pending) >= MAX_IN_FLIGHT and not self._read_paused:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def stop_reading(self) -> None:
+        """Read no further requests; those already read are still answered, then close."""
+        if self._reading:
+            self._reading = False
+            self._pending_changed.set()
+            if self.transport is not None and not self.transport.is_closing():
+                with contextlib.suppress(RuntimeError, AttributeError):
+                    self.transport.pause_reading()
+
+    def _hang_up(self) -> None:
+        self._reading = False
+        self._pending_changed.set()
+        self.transport.abort()
+
+    # -- writing -------------------------------------------------------------------
 
     async def _send_responses(self) -> None:
-        """Write responses in request order; after a write error, keep draining tasks."""
-        broken = False
+        """Write responses in request order; close once reading stopped and all are sent."""
         while True:
-            task = await self._pending.get()
-            if task is None:
-                return
+            while not self._pending:
+                if not self._reading:
+                    self.transport.close()
+                    return
+                self._pending_changed.clear()
+                await self._pending_changed.wait()
+            task = self._pending[0]
             try:
                 parts = await task
             except UnreadableRequest as exc:
                 log.warning("closing connection from %s: %s", self.peer, exc)
-                parts, broken = None, True
-                self._abort()
-            except Exception:  # the dispatcher already turned handler errors into responses
-                log.exception("unexpected failure answering %s", self.peer)
-                parts, broken = None, True
-                self._abort()
+                self._hang_up()
+                return
+            finally:
+                self._pending.popleft()
+                if self._read_paused and len(self._pending) < MAX_IN_FLIGHT // 2 and self._reading:
+                    self._read_paused = False
+                    self.transport.resume_reading()
             if parts is None:
-                continue
-            if broken:
-                _close_regions(parts)
                 continue
             try:
                 await self._write(parts)
-            except (ConnectionError, OSError, RuntimeError):
-                broken = True
-                self._abort()
+            except (ConnectionError, OSError, RuntimeError) as exc:
+                log.info("connection to %s lost while answering: %s", self.peer, exc)
+                self.transport.abort()
+                return
 
     async def _write(self, parts: list) -> None:
         loop = asyncio.get_running_loop()
         try:
             for index, part in enumerate(parts):
                 if isinstance(part, FileRegion):
-                    await self.writer.drain()
+                    await self._drain()
                     with open(part.fd, "rb", buffering=0, closefd=True) as file:
-                        parts[index] = None  # ownership moved to `file`
-                        await loop.sendfile(self.writer.transport, file, part.offset, part.size)
+                        parts[index] = None  # `file` owns the descriptor now
+                        await loop.sendfile(self.transport, file, part.offset, part.size)
                 else:
-                    self.writer.write(part)
-            await self.writer.drain()
+                    self.transport.write(part)
+            await self._drain()
         finally:
-            _close_regions(parts)
+            close_regions(parts)
 
-    def _abort(self) -> None:
-        self.writer.transport.abort()
-        self.reader.feed_eof()
+    async def _drain(self) -> None:
+        await self._write_ready.wait()
+        if self.transport.is_closing():
+            raise ConnectionResetError(f"connection to {self.peer} closed")
 
-    async def _close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.close()
-            await self.writer.wait_closed()
+    def _cancel_pending(self) -> None:
+        while self._pending:
+            task = self._pending.popleft()
+            if task.done() and not task.cancelled() and task.exception() is None and task.result():
+                close_regions(task.result())
+            task.cancel()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
 
 
-def _close_regions(parts: list) -> None:
+def close_regions(parts: list) -> None:
     for part in parts:
         if isinstance(part, FileRegion):
             with contextlib.suppress(OSError):

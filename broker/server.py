@@ -22,9 +22,11 @@ from pathlib import Path
 from .config import BrokerConfig
 from .connection import Connection
 from .dispatch import Dispatcher
+from .groups import GroupCoordinator, GroupSettings, OffsetStore
 from .metrics import BrokerMetrics
 from .node import BrokerNode, Endpoint
 from .topics import TopicRegistry
+from .topics.store import METADATA_DIR
 
 log = logging.getLogger("broker.server")
 
@@ -36,7 +38,7 @@ class Server:
         self.config = config
         self.node: BrokerNode | None = None
         self._servers: list[asyncio.base_events.Server] = []
-        self._connections: dict[Connection, asyncio.Task] = {}
+        self._connections: set[Connection] = set()
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         self._started = asyncio.Event()
@@ -49,6 +51,7 @@ class Server:
         try:
             async with asyncio.TaskGroup() as background:
                 background.create_task(self._retention_loop(), name="retention")
+                background.create_task(self.node.groups.run(), name="groups")
                 self._started.set()
                 await self._stop.wait()
                 await self._drain()
@@ -71,15 +74,20 @@ class Server:
         partitions = sum(len(t.partitions) for t in registry.topics.values())
         log.info("recovered %d topics, %d partitions in %.2fs", len(registry.topics), partitions,
                  time.monotonic() - started)
+        # Committed offsets live under the first log dir; groups come back Empty.
+        groups = GroupCoordinator(GroupSettings.from_config(cfg),
+                                  OffsetStore(log_dirs[0] / METADATA_DIR / "offsets"))
+        await groups.load()
         metrics = BrokerMetrics()
-        self.node = BrokerNode(cfg, node_id, cluster_id, registry, metrics)
+        self.node = BrokerNode(cfg, node_id, cluster_id, registry, metrics, groups)
         dispatcher = Dispatcher(self.node)
         max_request = cfg.get("socket.request.max.bytes")
         bound: list[Endpoint] = []
+        loop = asyncio.get_running_loop()
         for name, host, port in cfg.listeners():
-            server = await asyncio.start_server(
-                lambda r, w: self._on_client(r, w, dispatcher, max_request),
-                host or None, port, reuse_address=True, limit=1 << 20)
+            server = await loop.create_server(
+                lambda: self._new_connection(dispatcher, max_request), host or None, port,
+                reuse_address=True)
             self._servers.append(server)
             actual_port = server.sockets[0].getsockname()[1]
             bound.append(Endpoint(name, host or "0.0.0.0", actual_port))
@@ -118,44 +126,36 @@ class Server:
             server.close()
         for conn in list(self._connections):
             conn.stop_reading()
-        tasks = list(self._connections.values())
-        if tasks:
-            drained = asyncio.gather(*tasks, return_exceptions=True)
+        if self._connections:
+            drained = asyncio.gather(*(c.closed for c in self._connections))
             forced = asyncio.ensure_future(self._force.wait())
             await asyncio.wait([drained, forced], timeout=DRAIN_TIMEOUT_S,
                                return_when=asyncio.FIRST_COMPLETED)
             forced.cancel()
             if not drained.done():
                 log.warning("cutting %d connections that did not drain", len(self._connections))
-        for task in self._connections.values():
-            task.cancel()
 
     async def _close(self) -> None:
-        for task in list(self._connections.values()):
-            task.cancel()
-        if self._connections:
-            await asyncio.gather(*self._connections.values(), return_exceptions=True)
+        for conn in list(self._connections):
+            conn.abort()
         for server in self._servers:
             server.close()
             with contextlib.suppress(Exception):
                 await server.wait_closed()
         if self.node is not None:
+            self.node.groups.close()
             self.node.metrics.close()
             await asyncio.to_thread(self.node.topics.close_all)
             log.info("logs closed cleanly; bye")
 
     # -- connections -------------------------------------------------------------
 
-    async def _on_client(self, reader, writer, dispatcher, max_request) -> None:
+    def _new_connection(self, dispatcher: Dispatcher, max_request: int) -> Connection:
+        conn = Connection(dispatcher, max_request, on_closed=self._connections.discard)
         if self._stop.is_set():
-            writer.close()
-            return
-        conn = Connection(reader, writer, dispatcher, max_request)
-        self._connections[conn] = asyncio.current_task()
-        try:
-            await conn.run()
-        finally:
-            self._connections.pop(conn, None)
+            conn.stop_reading()
+        self._connections.add(conn)
+        return conn
 
     # -- background loops ------------------------------------------------------
 

@@ -62,7 +62,7 @@ def _read(ctx, req):
         for fp in fetch_topic.partitions:
             out = {"partition_index": fp.partition, "high_watermark": -1, "last_stable_offset": -1,
                    "log_start_offset": -1, "aborted_transactions": None, "preferred_read_replica": -1,
-                   "records": None}
+                   "records": b""}
             partitions.append(out)
             try:
                 partition = topic.partition(fp.partition)
@@ -80,7 +80,7 @@ def _read(ctx, req):
                            log_start_offset=plog.log_start_offset)
                 continue
             out.update(high_watermark=result.high_watermark, last_stable_offset=result.high_watermark,
-                       log_start_offset=result.log_start_offset, records=result.records)
+                       log_start_offset=result.log_start_offset, records=b"" if result.records is None else result.records)
             if result.records is not None and len(result.records):
                 n = len(result.records)
                 size += n
@@ -94,7 +94,7 @@ def _read(ctx, req):
 def _topic_error(fetch_topic, exc):
     return {"topic": fetch_topic.topic, "topic_id": fetch_topic.topic_id, "partitions": [
         {"partition_index": p.partition, "error_code": exc.code, "high_watermark": -1,
-         "last_stable_offset": -1, "log_start_offset": -1, "records": None}
+         "last_stable_offset": -1, "log_start_offset": -1, "records": b""}
         for p in fetch_topic.partitions]}
 
 

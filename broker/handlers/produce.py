@@ -73,7 +73,10 @@ def _append(node, topic_name: str, pd, now_ms: int):
             raise errors.MessageTooLarge(
                 f"{partition.name}: a batch of {header.size} bytes exceeds max.message.bytes={max_message}")
     node.metrics.bytes_in.labels(topic_name).inc(len(records))
-    return partition.append(bytearray(records), headers, now_ms)
+    # The connection hands us a writable view into the request frame: offsets are
+    # assigned in place and the bytes go to the log without another copy.
+    writable = records if not records.readonly else bytearray(records)
+    return partition.append(writable, headers, now_ms)
 
 
 def error_response(req, version, error):
