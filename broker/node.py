@@ -1,4 +1,4 @@
-"""Everything a request handler may use: config, identity, topics, metrics.
+"""Everything a request handler may use: config, identity, topics, groups, metrics.
 
 One `BrokerNode` per running broker; handlers reach it through their request
 context, never through a global.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .config import BrokerConfig
+from .groups import GroupCoordinator
 from .metrics import BrokerMetrics
 from .topics import TopicRegistry
 
@@ -27,6 +28,7 @@ class BrokerNode:
     cluster_id: str
     topics: TopicRegistry
     metrics: BrokerMetrics
+    groups: GroupCoordinator
     # Filled in once the listeners are bound (a configured port 0 becomes a real one).
     advertised: list[Endpoint] = field(default_factory=list)
     rack: str | None = None
