@@ -130,14 +130,19 @@ class PartitionLog:
             jitter=log._roll_jitter,
         )
         fresh = not segments and checkpoint is None
-        log._install(segments, checkpoint.log_start_offset if checkpoint else None, now_ms)
-        # Scanned data may be in the page cache only: make it durable before it is called flushed.
-        for segment in scanned:
-            if not segment.closed:
-                segment.synced_size = 0
-        log._sync_all()
-        log.recovery_point = log.log_end_offset
-        log._write_checkpoint()
+        try:
+            log._install(segments, checkpoint.log_start_offset if checkpoint else None, now_ms)
+            # Scanned data may be in the page cache only: make it durable before calling it flushed.
+            for segment in scanned:
+                if not segment.closed:
+                    segment.synced_size = 0
+            log._sync_all()
+            log.recovery_point = log.log_end_offset
+            log._write_checkpoint()
+        except BaseException:
+            for segment in segments + log._segments:
+                segment.close()
+            raise
         logger.info(
             "%s: opened log, offsets [%d, %d), %d segment(s), %d bytes, %s shutdown, %d segment(s) scanned, %.0f ms",
             directory, log.log_start_offset, log.log_end_offset, len(log._segments), log.size_bytes(),
@@ -275,21 +280,23 @@ class PartitionLog:
         `headers` come from `validate_batches(records)`. Rolls first if the active
         segment is full or too old. Page cache only: see `flush`.
         """
-        self._check_usable()
+        if self._failure is not None or self._closed:
+            self._check_usable()
         if not headers:
             raise ValueError("append needs at least one batch")
         active = self._segments[-1]
         base_offset = active.next_offset
         if active.size:
-            span = 0
-            for header in headers:
-                span += header.last_offset_delta + 1
+            if len(headers) == 1:
+                span = headers[0].last_offset_delta + 1
+            else:
+                span = sum(header.last_offset_delta + 1 for header in headers)
             config = self.config
             if (
                 active.size + len(records) > config.segment_bytes
                 or base_offset + span - 1 - active.base_offset > MAX_INT32
-                or active.offset_index.is_full
-                or active.time_index.is_full
+                or len(active.offset_index) >= active.offset_index.max_entries
+                or len(active.time_index) >= active.time_index.max_entries
                 or now_ms - active.rolling_base_ms > config.segment_ms - active.roll_jitter_ms
             ):
                 active = self._roll(now_ms)

@@ -272,6 +272,18 @@ def load_segments(
         for segment in segments:
             segment.close()
         raise
+    try:
+        return _check_segments(directory, config, segments, clean, recovery_point)
+    except BaseException:
+        for segment in segments:
+            segment.close()
+        raise
+
+
+def _check_segments(
+    directory: Path, config: LogConfig, segments: list[Segment], clean: bool, recovery_point: int
+) -> tuple[list[Segment], list[Segment]]:
+    bases = [segment.base_offset for segment in segments]
     first_scanned = len(segments) if clean else max(0, bisect_right(bases, recovery_point) - 1)
     previous_next = 0
     scanned: list[Segment] = []

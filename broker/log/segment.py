@@ -137,13 +137,15 @@ class Segment:
     def append(self, buf, headers: list[BatchHeader], now_ms: int) -> None:
         """Write batches whose header positions are relative to `buf` at the end of the file."""
         position = self.size
-        write_all(self.fd, buf, position)
+        size = len(buf)
+        written = os.pwrite(self.fd, buf, position)
+        if written != size:  # short write (rare): finish it
+            write_all(self.fd, memoryview(buf)[written:], position + written)
         if self.rolling_base_ms is None:
             self.rolling_base_ms = now_ms
         for header in headers:
             self.index_batch(header, position + header.position)
-        self.size = position + len(buf)
-        self.next_offset = headers[-1].next_offset
+        self.size = position + size
 
     def index_batch(self, header: BatchHeader, position: int) -> None:
         """Account one batch at `position`: largest timestamp, and index entries every interval.

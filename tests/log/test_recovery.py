@@ -301,3 +301,16 @@ def test_reopen_after_unclean_then_clean_cycles(open_log, log_dir):
     log = open_log(SMALL)
     assert [h.base_offset for h in read_all(log)] == list(range(45))
     assert append(log, build_batch([(b"k", b"v")])).base_offset == 45
+
+
+def test_overlapping_segments_refuse_to_open(open_log, log_dir):
+    from broker.log import LogStorageError
+
+    log = open_log(SMALL)
+    _fill(log, 25)
+    log.close()
+    second = log.segments[1]
+    for suffix in (".log", ".index", ".timeindex"):
+        _segment_file(log_dir, second.base_offset, suffix).rename(_segment_file(log_dir, second.base_offset - 1, suffix))
+    with pytest.raises(LogStorageError, match="segments overlap"):
+        open_log(SMALL)
