@@ -1,6 +1,7 @@
 """The `tierbroker` command line.
 
     tierbroker serve [--config server.properties] [--override key=value ...]
+    tierbroker groups list|describe GROUP [--bootstrap-server HOST:PORT] [--json]
 
 With no arguments the broker runs on its embedded defaults: PLAINTEXT on
 127.0.0.1:9092, data under ./data.
@@ -15,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from . import cli_groups
 from .config import BrokerConfig, InvalidConfigError, PropertiesSyntaxError
 from .server import serve
 
@@ -37,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="set a broker config key (repeatable); wins over the file and the environment")
     serve.add_argument("--log-level", default=os.environ.get("TIERBROKER_LOG_LEVEL", "INFO"),
                        help="logging level (default INFO)")
+    cli_groups.add_subcommand(commands)
     return parser
 
 
@@ -44,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "groups":
+        return cli_groups.main(args)
     return 2
 
 
