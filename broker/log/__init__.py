@@ -8,7 +8,8 @@ crash.
 
 from .config import LogConfig
 from .errors import CorruptSegmentError, LogError, LogStorageError, OffsetOutOfRangeError
-from .log import AppendResult, PartitionLog, ReadResult, SegmentInfo
+from .log import PartitionLog
+from .results import AppendResult, ReadResult, SegmentInfo
 
 __all__ = [
     "AppendResult",

@@ -41,7 +41,9 @@ class LogConfig:
         if self.file_delete_delay_ms < 0:
             raise ValueError(f"file_delete_delay_ms must be >= 0, got {self.file_delete_delay_ms}")
         if self.message_timestamp_type not in ("CreateTime", "LogAppendTime"):
-            raise ValueError(f"message_timestamp_type must be CreateTime or LogAppendTime, got {self.message_timestamp_type!r}")
+            raise ValueError(
+                f"message_timestamp_type must be CreateTime or LogAppendTime, got {self.message_timestamp_type!r}"
+            )
 
     @property
     def log_append_time(self) -> bool:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from .files import Fsync, fsync_directory
+from .segment import Segment
 
 
 @dataclass
@@ -100,3 +101,36 @@ class GroupCommit:
     @property
     def in_flight(self) -> asyncio.Task | None:
         return self._running
+
+
+Captured = list[tuple[Segment, int, list[int]]]  # (segment, size covered, index-file fds covered)
+
+
+def capture_unsynced(segments: list[Segment]) -> tuple[Captured, list[int]]:
+    """What a round must sync, and private dups of those descriptors (event loop)."""
+    captured: Captured = []
+    fds: list[int] = []
+    try:
+        for segment in segments:
+            if segment.synced_size < segment.size or segment.unsynced_files:
+                index_fds = list(segment.unsynced_files)
+                captured.append((segment, segment.size, index_fds))
+                fds.append(os.dup(segment.fd))
+                fds.extend(os.dup(fd) for fd in index_fds)
+    except OSError:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return captured, fds
+
+
+def mark_synced(captured: Captured) -> None:
+    """After a successful round (event loop): record what is durable, close synced index files."""
+    for segment, size, index_fds in captured:
+        if segment.closed:  # deleted or closed meanwhile: its descriptors are gone already
+            continue
+        segment.synced_size = max(segment.synced_size, size)
+        for fd in index_fds:
+            if fd in segment.unsynced_files:
+                segment.unsynced_files.remove(fd)
+                os.close(fd)

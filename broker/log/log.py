@@ -29,7 +29,6 @@ import random
 import shutil
 import time
 from bisect import bisect_right
-from dataclasses import dataclass
 from pathlib import Path
 
 from broker.protocol.primitives import FileRegion
@@ -40,37 +39,12 @@ from .checkpoint import Checkpoint, CheckpointFile
 from .config import MAX_INT32, LogConfig
 from .errors import LogStorageError, OffsetOutOfRangeError
 from .files import CLEAN_SHUTDOWN_MARKER, Fsync, fsync_directory, write_file_atomically
-from .flush import FlushRound, GroupCommit
+from .deletion import DeletionQueue
+from .flush import FlushRound, GroupCommit, capture_unsynced, mark_synced
+from .results import AppendResult, ReadResult, SegmentInfo
 from .segment import Segment
 
 logger = logging.getLogger("broker.log")
-
-
-@dataclass(frozen=True)
-class AppendResult:
-    base_offset: int
-    last_offset: int
-    log_append_time_ms: int  # -1 when the topic uses CreateTime
-    log_start_offset: int
-
-
-@dataclass(frozen=True)
-class ReadResult:
-    # FileRegion over a private os.dup of the segment fd: the caller sends and closes it.
-    # b"" when the first batch exceeds max_bytes and min_one_batch is False; None at the log end.
-    records: FileRegion | bytes | None
-    high_watermark: int
-    log_start_offset: int
-
-
-@dataclass(frozen=True)
-class SegmentInfo:
-    base_offset: int
-    next_offset: int
-    size_bytes: int
-    max_timestamp_ms: int  # -1 when no batch carries a timestamp
-    path: Path
-    is_active: bool
 
 
 def _now_ms() -> int:
@@ -89,7 +63,7 @@ class PartitionLog:
         self.recovery_point = 0
         self._dir_dirty = False
         self._failure: BaseException | None = None
-        self._pending_deletes: list[tuple[int, list[Path]]] = []  # (due ms, renamed files)
+        self._deletions = DeletionQueue(directory)
         self._closed = False
         self._group_commit = GroupCommit(directory, self._prepare_flush, self._flush_failed, 0, fsync)
 
@@ -153,22 +127,10 @@ class PartitionLog:
 
     def _install(self, segments: list[Segment], checkpoint_lso: int | None, now_ms: int) -> None:
         """Adopt loaded segments and settle the log start offset against them."""
-        lso = checkpoint_lso if checkpoint_lso is not None else (segments[0].base_offset if segments else 0)
-        while len(segments) > 1 and segments[0].next_offset <= lso:
-            logger.info("%s: deleting segment %s, entirely below log start offset %d", self.directory, segments[0].path.name, lso)
-            recovery.delete_segment_files(segments.pop(0))
-        if segments and lso > segments[-1].next_offset:
-            logger.warning(
-                "%s: log start offset %d is beyond the recovered log end %d; starting an empty log at %d",
-                self.directory, lso, segments[-1].next_offset, lso,
-            )
-            for segment in segments:
-                recovery.delete_segment_files(segment)
-            segments = []
-        if not segments:
-            segments = [Segment.create(self.directory, lso, self.config, self._roll_jitter())]
-            self._dir_dirty = True
-        self.log_start_offset = max(lso, segments[0].base_offset)
+        segments, self.log_start_offset, created = recovery.settle_log_start(
+            self.directory, self.config, segments, checkpoint_lso, self._roll_jitter
+        )
+        self._dir_dirty = self._dir_dirty or created
         self._segments = segments
         self._bases = [segment.base_offset for segment in segments]
         active = segments[-1]
@@ -196,7 +158,7 @@ class PartitionLog:
             self._closed = True
             for segment in self._segments:
                 segment.close()
-            self._purge(None)
+            self._deletions.purge(None)
 
     def delete(self) -> None:
         """Remove the whole partition directory (topic deletion). Open FileRegions keep working."""
@@ -340,11 +302,14 @@ class PartitionLog:
             new = Segment.create(self.directory, old.next_offset, self.config, self._roll_jitter())
         except OSError as exc:
             self._failure = exc
-            raise LogStorageError(f"rolling a new segment at offset {old.next_offset} failed: {exc}", self.directory) from exc
+            message = f"rolling a new segment at offset {old.next_offset} failed: {exc}"
+            raise LogStorageError(message, self.directory) from exc
         self._segments.append(new)
         self._bases.append(new.base_offset)
         self._dir_dirty = True
-        logger.debug("%s: rolled segment %s at offset %d (%d bytes)", self.directory, new.path.name, new.base_offset, old.size)
+        logger.debug(
+            "%s: rolled segment %s at offset %d (%d bytes)", self.directory, new.path.name, new.base_offset, old.size
+        )
         return new
 
     # -- flush (group commit) --------------------------------------------------------
@@ -361,39 +326,17 @@ class PartitionLog:
         """Capture what the round covers (event loop); dup fds so closes cannot race the fsync."""
         self._check_usable()
         target = self.log_end_offset
-        captured: list[tuple[Segment, int, list[int]]] = []
-        fds: list[int] = []
-        try:
-            for segment in self._segments:
-                if segment.synced_size < segment.size or segment.unsynced_files:
-                    index_fds = list(segment.unsynced_files)
-                    captured.append((segment, segment.size, index_fds))
-                    fds.append(os.dup(segment.fd))
-                    fds.extend(os.dup(fd) for fd in index_fds)
-        except OSError:
-            for fd in fds:
-                os.close(fd)
-            raise
+        captured, fds = capture_unsynced(self._segments)
         sync_directory = self._dir_dirty
         self._dir_dirty = False
-        new_recovery_point = self._segments[-1].base_offset
+        new_recovery_point = self._segments[-1].base_offset  # every older segment is in `captured`
 
         def after_sync() -> None:  # worker thread
             if new_recovery_point > self.recovery_point:
                 self.recovery_point = new_recovery_point
                 self._write_checkpoint()
 
-        def on_success() -> None:  # event loop
-            for segment, size, index_fds in captured:
-                if segment.closed:
-                    continue
-                segment.synced_size = max(segment.synced_size, size)
-                for fd in index_fds:
-                    if fd in segment.unsynced_files:
-                        segment.unsynced_files.remove(fd)
-                        os.close(fd)
-
-        return FlushRound(target, fds, sync_directory, after_sync, on_success)
+        return FlushRound(target, fds, sync_directory, after_sync, lambda: mark_synced(captured))
 
     def _flush_failed(self, exc: BaseException) -> None:
         if isinstance(exc, OSError):
@@ -481,7 +424,7 @@ class PartitionLog:
         Returns their base offsets. Also unlinks `.deleted` files whose delay is over.
         """
         self._check_usable()
-        self._purge(now_ms)
+        self._deletions.purge(now_ms)
         config = self.config
         count, rule = retention.segments_to_delete(
             self._facts(), now_ms, config.retention_ms, config.retention_bytes, self.log_start_offset
@@ -509,7 +452,7 @@ class PartitionLog:
         del self._bases[:count]
         due = now_ms + self.config.file_delete_delay_ms
         for segment in doomed:
-            self._pending_deletes.append((due, segment.rename_for_delete()))
+            self._deletions.schedule(due, segment.rename_for_delete())
         self._dir_dirty = True
         logger.info(
             "%s: deleted %d segment(s) [%d, %d) (%d bytes) by %s; log start offset now %d",
@@ -517,30 +460,12 @@ class PartitionLog:
             sum(s.size for s in doomed), rule, self.log_start_offset,
         )
         if self.config.file_delete_delay_ms == 0:
-            self._purge(now_ms)
+            self._deletions.purge(now_ms)
         return [segment.base_offset for segment in doomed]
 
     def purge_deleted_files(self, now_ms: int) -> int:
         """Unlink `.deleted` files whose delay is over; returns how many. Cheap if none are due."""
-        return self._purge(now_ms)
-
-    def _purge(self, now_ms: int | None) -> int:
-        """Unlink due files (all of them when `now_ms` is None)."""
-        keep, removed = [], 0
-        for due, paths in self._pending_deletes:
-            if now_ms is not None and due > now_ms:
-                keep.append((due, paths))
-                continue
-            for path in paths:
-                try:
-                    path.unlink()
-                    removed += 1
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:
-                    logger.warning("%s: could not remove %s: %s", self.directory, path.name, exc)
-        self._pending_deletes = keep
-        return removed
+        return self._deletions.purge(now_ms)
 
     def __repr__(self) -> str:
         return f"PartitionLog({self.directory}, [{self.log_start_offset}, {self.log_end_offset}))"

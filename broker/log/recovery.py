@@ -132,7 +132,9 @@ def verify_tail(segment: Segment) -> str | None:
             raise CorruptSegmentError(problem, segment.path, header.position)
         if last_entry is not None and header.position == start:
             if header.base_offset != last_entry[0]:
-                return f"last index entry names offset {last_entry[0]} but byte {start} holds offset {header.base_offset}"
+                return (
+                    f"last index entry names offset {last_entry[0]} but byte {start} holds offset {header.base_offset}"
+                )
             # the indexed batch: account it without indexing it again
             if header.max_timestamp > segment.max_timestamp:
                 segment.max_timestamp, segment.offset_of_max_timestamp = header.max_timestamp, header.base_offset
@@ -179,7 +181,9 @@ def _offset_problem(segment: Segment, header) -> str | None:
     return None
 
 
-def recover_segment(segment: Segment, min_offset: int, chunk_bytes: int = RECOVERY_CHUNK_BYTES) -> tuple[int, str | None]:
+def recover_segment(
+    segment: Segment, min_offset: int, chunk_bytes: int = RECOVERY_CHUNK_BYTES
+) -> tuple[int, str | None]:
     """Scan the whole `.log` with CRC checks, rebuild the indexes, truncate at the first unsound batch.
 
     Returns (bytes discarded, why). `min_offset` is the least acceptable first offset
@@ -345,10 +349,39 @@ def _load_trusted(segment: Segment, config: LogConfig, previous_next: int) -> No
         )
 
 
+def settle_log_start(
+    directory: Path, config: LogConfig, segments: list[Segment], checkpoint_lso: int | None, jitter: Callable[[], int]
+) -> tuple[list[Segment], int, bool]:
+    """Reconcile the checkpointed log start offset with the recovered segments.
+
+    Deletes segments wholly below it (never the last), starts an empty log at it if
+    recovery lost everything up to it, and creates the first segment of an empty
+    directory. Returns (segments, log start offset, whether a segment was created).
+    """
+    lso = checkpoint_lso if checkpoint_lso is not None else (segments[0].base_offset if segments else 0)
+    while len(segments) > 1 and segments[0].next_offset <= lso:
+        logger.info(
+            "%s: deleting segment %s, entirely below log start offset %d", directory, segments[0].path.name, lso
+        )
+        delete_segment_files(segments.pop(0))
+    if segments and lso > segments[-1].next_offset:
+        logger.warning(
+            "%s: log start offset %d is beyond the recovered log end %d; starting an empty log at %d",
+            directory, lso, segments[-1].next_offset, lso,
+        )
+        for segment in segments:
+            delete_segment_files(segment)
+        segments = []
+    created = not segments
+    if created:
+        segments = [Segment.create(directory, lso, config, jitter())]
+    return segments, max(lso, segments[0].base_offset), created
+
+
 def delete_segment_files(segment: Segment) -> None:
     """Close and unlink a segment at once (only while loading: nobody reads it yet)."""
     segment.close()
-    for path in (segment.path, index_path(segment.directory, segment.base_offset), time_index_path(segment.directory, segment.base_offset)):
+    for path in segment.paths():
         path.unlink(missing_ok=True)
 
 

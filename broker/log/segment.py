@@ -118,7 +118,7 @@ class Segment:
         """
         self.close()
         renamed = []
-        for path in (self.path, index_path(self.directory, self.base_offset), time_index_path(self.directory, self.base_offset)):
+        for path in self.paths():
             target = path.with_name(path.name + DELETED_SUFFIX)
             try:
                 os.replace(path, target)
@@ -126,6 +126,11 @@ class Segment:
                 continue
             renamed.append(target)
         return renamed
+
+    def paths(self) -> tuple[Path, Path, Path]:
+        """The `.log`, `.index` and `.timeindex` paths."""
+        base = self.base_offset
+        return self.path, index_path(self.directory, base), time_index_path(self.directory, base)
 
     def update_config(self, config: LogConfig) -> None:
         self.index_interval = config.index_interval_bytes
@@ -269,7 +274,8 @@ class Segment:
                 raise IndexMismatchError(f"entry for offset {entry_offset} points past the data") from None
             if header.base_offset != entry_offset:
                 raise IndexMismatchError(
-                    f"entry for offset {entry_offset} points at byte {position}, which holds offset {header.base_offset}"
+                    f"entry for offset {entry_offset} points at byte {position}, "
+                    f"which holds offset {header.base_offset}"
                 )
             if header.base_offset + header.last_offset_delta >= offset:
                 return header

@@ -199,7 +199,8 @@ def validate_batches(buf) -> list[BatchHeader]:
         actual = crc32c(view[pos + ATTRIBUTES_POS : pos + size])
         if actual != header.crc:
             raise CorruptRecordError(
-                f"record batch at byte {pos} fails its CRC-32C check: stored {header.crc:#010x}, computed {actual:#010x}",
+                f"record batch at byte {pos} fails its CRC-32C check: "
+                f"stored {header.crc:#010x}, computed {actual:#010x}",
                 pos,
             )
         count = header.records_count
