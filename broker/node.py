@@ -1,4 +1,5 @@
-"""Everything a request handler may use: config, identity, topics, groups, metrics.
+"""Everything a request handler may use: config, identity, topics, groups,
+producer ids, metrics.
 
 One `BrokerNode` per running broker; handlers reach it through their request
 context, never through a global.
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from .config import BrokerConfig
 from .groups import GroupCoordinator
 from .metrics import BrokerMetrics
+from .producer_ids import ProducerIdAllocator
 from .topics import TopicRegistry
 
 
@@ -29,6 +31,7 @@ class BrokerNode:
     topics: TopicRegistry
     metrics: BrokerMetrics
     groups: GroupCoordinator
+    producer_ids: ProducerIdAllocator
     # Filled in once the listeners are bound (a configured port 0 becomes a real one).
     advertised: list[Endpoint] = field(default_factory=list)
     rack: str | None = None

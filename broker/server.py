@@ -25,12 +25,14 @@ from .dispatch import Dispatcher
 from .groups import GroupCoordinator, GroupSettings, OffsetStore
 from .metrics import BrokerMetrics
 from .node import BrokerNode, Endpoint
+from .producer_ids import ProducerIdAllocator
 from .topics import TopicRegistry
 from .topics.store import METADATA_DIR
 
 log = logging.getLogger("broker.server")
 
 DRAIN_TIMEOUT_S = 30.0
+RECOVERY_POINT_INTERVAL_S = 10.0
 
 
 class Server:
@@ -51,6 +53,7 @@ class Server:
         try:
             async with asyncio.TaskGroup() as background:
                 background.create_task(self._retention_loop(), name="retention")
+                background.create_task(self._recovery_point_loop(), name="recovery-point")
                 background.create_task(self.node.groups.run(), name="groups")
                 self._started.set()
                 await self._stop.wait()
@@ -78,8 +81,10 @@ class Server:
         groups = GroupCoordinator(GroupSettings.from_config(cfg),
                                   OffsetStore(log_dirs[0] / METADATA_DIR / "offsets"))
         await groups.load()
+        producer_ids = ProducerIdAllocator(log_dirs[0])
+        await asyncio.to_thread(producer_ids.load)
         metrics = BrokerMetrics()
-        self.node = BrokerNode(cfg, node_id, cluster_id, registry, metrics, groups)
+        self.node = BrokerNode(cfg, node_id, cluster_id, registry, metrics, groups, producer_ids)
         dispatcher = Dispatcher(self.node)
         max_request = cfg.get("socket.request.max.bytes")
         bound: list[Endpoint] = []
@@ -122,6 +127,8 @@ class Server:
 
     async def _drain(self) -> None:
         log.info("shutting down: no new connections; draining %d connections", len(self._connections))
+        # Parked JoinGroup/SyncGroup requests would otherwise hold the drain for a rebalance timeout.
+        self.node.groups.resign()
         for server in self._servers:
             server.close()
         for conn in list(self._connections):
@@ -161,11 +168,13 @@ class Server:
 
     async def _retention_loop(self) -> None:
         interval = self.config.get("log.retention.check.interval.ms") / 1000
+        producer_expiry_ms = self.config.get("producer.id.expiration.ms")
         while True:
             await asyncio.sleep(interval)
             now_ms = int(time.time() * 1000)
             for partition in self.node.topics.all_partitions():
                 try:
+                    partition.log.producers.expire(now_ms, producer_expiry_ms)
                     deleted = partition.log.apply_retention(now_ms)
                 except Exception:
                     log.exception("retention pass failed for %s", partition.name)
@@ -174,6 +183,21 @@ class Server:
                     log.info("retention deleted %d segments of %s; log start offset is now %d",
                              len(deleted), partition.name, partition.log.log_start_offset)
                     partition.wake_waiters()
+
+
+    async def _recovery_point_loop(self) -> None:
+        """fsync rolled segments in the background so that recovery after a crash
+        only rescans the active segment, even for topics produced with acks=1."""
+        while True:
+            await asyncio.sleep(RECOVERY_POINT_INTERVAL_S)
+            for partition in self.node.topics.all_partitions():
+                plog = partition.log
+                active_base = plog.segments[-1].base_offset
+                if plog.recovery_point < active_base:
+                    try:
+                        await plog.flush(active_base - 1)
+                    except Exception as exc:
+                        log.error("background flush of %s failed: %s", partition.name, exc)
 
 
 class _Stopped(Exception):

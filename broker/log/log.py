@@ -41,10 +41,18 @@ from .errors import LogStorageError, OffsetOutOfRangeError
 from .files import CLEAN_SHUTDOWN_MARKER, Fsync, fsync_directory, write_file_atomically
 from .deletion import DeletionQueue
 from .flush import FlushRound, GroupCommit, capture_unsynced, mark_synced
+from .producer_state import ProducerStateTable
 from .results import AppendResult, ReadResult, SegmentInfo
 from .segment import Segment
 
 logger = logging.getLogger("broker.log")
+
+
+PRODUCER_SNAPSHOT = "producer-state.snapshot"
+
+
+def _no_fsync(fd: int) -> None:
+    pass
 
 
 def _now_ms() -> int:
@@ -66,6 +74,7 @@ class PartitionLog:
         self._deletions = DeletionQueue(directory)
         self._closed = False
         self._group_commit = GroupCommit(directory, self._prepare_flush, self._flush_failed, 0, fsync)
+        self.producers = ProducerStateTable()
 
     # -- open / close ----------------------------------------------------------------
 
@@ -106,6 +115,7 @@ class PartitionLog:
         fresh = not segments and checkpoint is None
         try:
             log._install(segments, checkpoint.log_start_offset if checkpoint else None, now_ms)
+            log._load_producer_state()
             # Scanned data may be in the page cache only: make it durable before calling it flushed.
             for segment in scanned:
                 if not segment.closed:
@@ -138,6 +148,36 @@ class PartitionLog:
             first = active.first_batch_timestamp()
             active.rolling_base_ms = min(first, now_ms) if first >= 0 else now_ms
 
+    def _load_producer_state(self) -> None:
+        """Producer state = the snapshot, then every batch header after it (startup).
+
+        A snapshot that is unreadable, or ahead of a log that recovery truncated,
+        is ignored and the state rebuilt from the whole log.
+        """
+        path = self.directory / PRODUCER_SNAPSHOT
+        start = self.log_start_offset
+        if path.exists():
+            try:
+                table, offset = ProducerStateTable.from_snapshot(path.read_bytes())
+            except ValueError as exc:
+                logger.warning("%s: %s; rebuilding producer state from the log", self.directory, exc)
+            else:
+                if self.log_start_offset <= offset <= self.log_end_offset:
+                    self.producers, start = table, offset
+        for segment in self._segments:
+            if segment.next_offset <= start or not segment.size:
+                continue
+            for header in segment.headers(0):
+                if header.base_offset >= start and header.producer_id >= 0:
+                    self.producers.record(header, header.max_timestamp)
+
+    def _snapshot_producer_state(self, durable: bool) -> None:
+        """Write the producer table as of the log end. A snapshot lost in a crash
+        only costs a longer replay at the next open, so rolls skip the fsync."""
+        data = self.producers.to_snapshot(self.log_end_offset)
+        fsync = self._fsync if durable else _no_fsync
+        write_file_atomically(self.directory / PRODUCER_SNAPSHOT, data, fsync)
+
     def close(self) -> None:
         """Seal the active segment's indexes, fsync everything, checkpoint, mark clean. Blocking."""
         if self._closed:
@@ -150,6 +190,7 @@ class PartitionLog:
                 self._sync_all()
                 self.recovery_point = self.log_end_offset
                 self._write_checkpoint()
+                self._snapshot_producer_state(durable=True)
                 write_file_atomically(self.directory / CLEAN_SHUTDOWN_MARKER, b"", self._fsync)
                 logger.info("%s: closed cleanly at log end offset %d", self.directory, self.log_end_offset)
             else:
@@ -262,6 +303,11 @@ class PartitionLog:
                 or now_ms - active.rolling_base_ms > config.segment_ms - active.roll_jitter_ms
             ):
                 active = self._roll(now_ms)
+        if headers[0].producer_id >= 0 or len(headers) > 1:
+            duplicate = self.producers.check(headers, self.directory.name)
+            if duplicate is not None:
+                return AppendResult(duplicate.first_offset, duplicate.last_offset, -1, self.log_start_offset,
+                                    duplicate=True)
         last_offset = assign_offsets(records, headers, base_offset)
         append_time = -1
         if self.config.message_timestamp_type == "LogAppendTime":
@@ -272,6 +318,9 @@ class PartitionLog:
             active.append(records, headers, now_ms)
         except OSError as exc:
             self._undo_failed_append(active, size_before, base_offset, exc)
+        for header in headers:
+            if header.producer_id >= 0:
+                self.producers.record(header, now_ms)
         return AppendResult(base_offset, last_offset, append_time, self.log_start_offset)
 
     def _undo_failed_append(self, segment: Segment, size: int, next_offset: int, exc: OSError):
@@ -307,6 +356,8 @@ class PartitionLog:
         self._segments.append(new)
         self._bases.append(new.base_offset)
         self._dir_dirty = True
+        if self.producers.entries:
+            self._snapshot_producer_state(durable=False)
         logger.debug(
             "%s: rolled segment %s at offset %d (%d bytes)", self.directory, new.path.name, new.base_offset, old.size
         )

@@ -14,6 +14,7 @@ class AppendResult:
     last_offset: int
     log_append_time_ms: int  # -1 when the topic uses CreateTime
     log_start_offset: int
+    duplicate: bool = False  # an idempotent retry: nothing was written, offsets are the original's
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from log_helpers import (
 )
 
 from broker.log import LogConfig
+from broker.log.log import PRODUCER_SNAPSHOT
 from broker.log.checkpoint import CHECKPOINT_NAME, Checkpoint, encode
 from broker.log.files import CLEAN_SHUTDOWN_MARKER
 from broker.log.recovery import recover_segment
@@ -217,7 +218,8 @@ def test_leftovers_are_removed(open_log, log_dir):
         (log_dir / name).write_bytes(b"junk")
     log = open_log(SMALL)
     assert sorted(os.listdir(log_dir)) == [
-        "00000000000000000000.index", "00000000000000000000.log", "00000000000000000000.timeindex", CHECKPOINT_NAME
+        "00000000000000000000.index", "00000000000000000000.log", "00000000000000000000.timeindex", CHECKPOINT_NAME,
+        PRODUCER_SNAPSHOT,
     ]
     assert log.log_end_offset == 5
 
