@@ -73,3 +73,61 @@ def test_idempotent_producer_through_lost_responses_and_a_broker_crash(tmp_path)
     finally:
         proxy.stop()
         broker.kill()
+
+
+def _init_producer_id(client: RawClient, producer_id: int = -1, epoch: int = -1, transactional_id=None):
+    return client.request("InitProducerId", 4, {"transactional_id": transactional_id,
+                                                "transaction_timeout_ms": 60000,
+                                                "producer_id": producer_id, "producer_epoch": epoch})
+
+
+def _produce(client: RawClient, batch: bytes):
+    reply = client.request("Produce", 9, {"acks": -1, "timeout_ms": 5000, "topic_data": [
+        {"name": TOPIC, "partition_data": [{"index": 0, "records": batch}]}]})
+    return reply.responses[0].partition_responses[0]
+
+
+def test_producer_ids_are_never_reused_and_epochs_bump(tmp_path):
+    from broker.protocol import errors
+
+    with BrokerProcess(tmp_path) as broker:
+        with RawClient(broker.bootstrap) as client:
+            first, second = _init_producer_id(client), _init_producer_id(client)
+            assert (first.error_code, second.error_code) == (0, 0)
+            assert first.producer_id != second.producer_id and first.producer_epoch == 0
+            bumped = _init_producer_id(client, first.producer_id, 0)
+            assert (bumped.producer_id, bumped.producer_epoch) == (first.producer_id, 1)
+            refused = _init_producer_id(client, transactional_id="txn-1")
+            assert refused.error_code == errors.TransactionalIdAuthorizationFailed.code
+        broker.kill()
+        broker.start()
+        with RawClient(broker.bootstrap) as client:
+            after_crash = _init_producer_id(client)
+            assert after_crash.producer_id > second.producer_id
+
+
+def test_sequence_rules_on_the_wire(broker):
+    from broker.protocol import errors
+    from tests.helpers.record_batches import build_batch
+
+    with RawClient(broker.bootstrap) as client:
+        client.request("Metadata", 9, {"topics": [{"name": TOPIC}], "allow_auto_topic_creation": True})
+        pid = _init_producer_id(client).producer_id
+
+        def batch(seq, epoch=0, n=2):
+            return build_batch([(b"k", b"v%d" % (seq + i)) for i in range(n)], producer_id=pid,
+                               producer_epoch=epoch, base_sequence=seq)
+
+        assert _produce(client, batch(0)).base_offset == 0
+        assert _produce(client, batch(2)).base_offset == 2
+        retried = _produce(client, batch(0))
+        assert (retried.error_code, retried.base_offset) == (0, 0)
+        gap = _produce(client, batch(7))
+        assert gap.error_code == errors.OutOfOrderSequenceNumber.code
+        assert "expected 4" in gap.error_message
+        assert _produce(client, batch(0, epoch=1)).base_offset == 4
+        stale = _produce(client, batch(4, epoch=0))
+        assert stale.error_code == errors.InvalidProducerEpoch.code
+        end = client.request("ListOffsets", 5, {"replica_id": -1, "topics": [
+            {"name": TOPIC, "partitions": [{"partition_index": 0, "timestamp": -1}]}]})
+        assert end.topics[0].partitions[0].offset == 6
