@@ -143,7 +143,8 @@ class GroupCoordinator:
         self.scheduler = scheduler or LoopScheduler()
         self.groups: dict[str, Group] = {}
         self.offsets = GroupOffsets(self)
-        self.closed = False
+        self.resigned = False  # draining: no more rebalances
+        self.closed = False  # gone: no more offset commits either
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -161,9 +162,15 @@ class GroupCoordinator:
                     group.state_timestamp_ms = record.empty_since_ms
             self.groups[group_id] = group
 
-    def close(self) -> None:
-        """Cancel every timer and answer every parked request; the broker is going away."""
-        self.closed = True
+    def resign(self) -> None:
+        """Stop coordinating rebalances: the broker is draining. Parked JoinGroup and
+        SyncGroup requests are answered NOT_COORDINATOR at once (so draining does
+        not wait out a rebalance timeout; the clients look for the coordinator
+        again), and so are new ones. Offset commits and fetches keep working
+        until `close`, so consumers shutting down meanwhile can still commit."""
+        if self.resigned:
+            return
+        self.resigned = True
         for group in self.groups.values():
             for handle in (group.join_timer, group.sync_timer, *group.pending_members.values()):
                 if handle is not None:
@@ -171,8 +178,16 @@ class GroupCoordinator:
             for member in group.members.values():
                 if member.heartbeat_timer is not None:
                     member.heartbeat_timer.cancel()
-                _resolve(member.join_waiter, errors.CoordinatorNotAvailable("the broker is shutting down"))
-                _resolve(member.sync_waiter, errors.CoordinatorNotAvailable("the broker is shutting down"))
+                waiter, member.join_waiter = member.join_waiter, None
+                _resolve(waiter, errors.NotCoordinator("the broker is shutting down"))
+                waiter, member.sync_waiter = member.sync_waiter, None
+                _resolve(waiter, errors.NotCoordinator("the broker is shutting down"))
+
+    def close(self) -> None:
+        """After the connections are gone and the run loop stopped: resign, fail
+        any write still queued, close the offsets file."""
+        self.resign()
+        self.closed = True
         self.store.close()
 
     def _new_waiter(self) -> asyncio.Future:
@@ -223,8 +238,8 @@ class GroupCoordinator:
     # -- JoinGroup -------------------------------------------------------------------------
 
     async def join_group(self, req: JoinRequest) -> JoinResult:
-        if self.closed:
-            raise errors.CoordinatorNotAvailable("the broker is shutting down")
+        if self.resigned:
+            raise errors.NotCoordinator("the broker is shutting down")
         _check_group_id(req.group_id)
         s = self.settings
         if not s.min_session_timeout_ms <= req.session_timeout_ms <= s.max_session_timeout_ms:
@@ -486,6 +501,8 @@ class GroupCoordinator:
                          group_instance_id: str | None, protocol_type: str | None,
                          protocol_name: str | None, assignments: dict[str, bytes]) -> SyncResult:
         _check_group_id(group_id)
+        if self.resigned:
+            raise errors.NotCoordinator("the broker is shutting down")
         group = self.groups.get(group_id)
         if group is None:
             raise errors.UnknownMemberId(f"group {group_id!r} does not exist")

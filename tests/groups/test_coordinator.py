@@ -479,12 +479,15 @@ def test_leave_by_instance_id(tmp_path):
     body(tmp_path)
 
 
-def test_close_answers_parked_requests(tmp_path):
+def test_resign_answers_parked_requests(tmp_path):
     @run
     async def body(h):
         task = h.join(rebalance=60_000)
         await settle()
-        h.coordinator.close()
+        h.coordinator.resign()
         await settle()
-        assert isinstance(task.exception(), errors.CoordinatorNotAvailable)
+        assert isinstance(task.exception(), errors.NotCoordinator)
+        late = h.join()
+        await settle()
+        assert isinstance(late.exception(), errors.NotCoordinator)
     body(tmp_path, initial_rebalance_delay_ms=3000)
