@@ -38,13 +38,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
 
 from ..protocol import errors
-from .group import Group, Member, Protocols
+from .group import Group, Member
 from .offset_log import GroupRecord
 from .offset_store import OffsetStore
 from .offsets import GroupOffsets
+from .requests import JoinRequest, JoinResult, MemberIdRequired, SyncResult
+from .settings import GroupSettings
 from .state import CAN_REBALANCE, GroupState
 from .timers import LoopScheduler, Scheduler
 
@@ -57,65 +58,6 @@ NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000
 EMPTY, PREPARING, COMPLETING, STABLE, DEAD = (
     GroupState.EMPTY, GroupState.PREPARING_REBALANCE, GroupState.COMPLETING_REBALANCE,
     GroupState.STABLE, GroupState.DEAD)
-
-
-@dataclass(frozen=True)
-class GroupSettings:
-    initial_rebalance_delay_ms: int = 3000
-    min_session_timeout_ms: int = 6000
-    max_session_timeout_ms: int = 1_800_000
-    offsets_retention_ms: int = 7 * 24 * 3600 * 1000
-    offsets_retention_check_interval_ms: int = 600_000
-
-    @classmethod
-    def from_config(cls, config) -> "GroupSettings":
-        return cls(
-            initial_rebalance_delay_ms=config.get("group.initial.rebalance.delay.ms"),
-            min_session_timeout_ms=config.get("group.min.session.timeout.ms"),
-            max_session_timeout_ms=config.get("group.max.session.timeout.ms"),
-            offsets_retention_ms=config.get("offsets.retention.minutes") * 60_000,
-            offsets_retention_check_interval_ms=config.get("offsets.retention.check.interval.ms"),
-        )
-
-
-@dataclass
-class JoinRequest:
-    group_id: str
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    session_timeout_ms: int
-    rebalance_timeout_ms: int
-    protocol_type: str
-    protocols: Protocols
-    require_known_member_id: bool = True  # JoinGroup v4+ (KIP-394)
-
-
-@dataclass
-class JoinResult:
-    member_id: str
-    generation_id: int
-    protocol_type: str | None
-    protocol_name: str | None
-    leader_id: str
-    members: list[dict]  # only for the leader: member_id, group_instance_id, metadata
-    skip_assignment: bool = False
-
-
-@dataclass
-class SyncResult:
-    protocol_type: str | None
-    protocol_name: str | None
-    assignment: bytes
-
-
-class MemberIdRequired(errors.MemberIdRequired):
-    """KIP-394: the joiner must rejoin with the member id carried here."""
-
-    def __init__(self, member_id: str):
-        super().__init__(f"rejoin with the assigned member id {member_id}")
-        self.member_id = member_id
 
 
 def _check_group_id(group_id: str | None) -> None:
@@ -162,6 +104,30 @@ class GroupCoordinator:
                     group.state_timestamp_ms = record.empty_since_ms
             self.groups[group_id] = group
 
+    async def load(self) -> None:
+        """Replay the offsets file (in a worker thread) and recreate the groups."""
+        await asyncio.to_thread(self.store.load)
+        self.load_groups()
+
+    async def run(self) -> None:
+        """The coordinator's background work: the offsets writer and the expiry
+        loop. Runs until cancelled (the server's TaskGroup owns it)."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self.store.run(), name="offsets-writer")
+            tasks.create_task(self._expiry_loop(), name="offsets-expiry")
+
+    async def _expiry_loop(self) -> None:
+        interval = self.settings.offsets_retention_check_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.offsets.expire()
+            except errors.KafkaError as exc:
+                log.warning("offset expiry pass failed: %s", exc)
+            except Exception:
+                # A bug here must not take the broker down; the next pass retries.
+                log.exception("offset expiry pass failed")
+
     def resign(self) -> None:
         """Stop coordinating rebalances: the broker is draining. Parked JoinGroup and
         SyncGroup requests are answered NOT_COORDINATOR at once (so draining does
@@ -193,34 +159,10 @@ class GroupCoordinator:
     def _new_waiter(self) -> asyncio.Future:
         return asyncio.get_running_loop().create_future()
 
-    async def load(self) -> None:
-        """Replay the offsets file (in a worker thread) and recreate the groups."""
-        await asyncio.to_thread(self.store.load)
-        self.load_groups()
-
-    async def run(self) -> None:
-        """The coordinator's background work: the offsets writer and the expiry
-        loop. Runs until cancelled (the server's TaskGroup owns it)."""
-        async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self.store.run(), name="offsets-writer")
-            tasks.create_task(self._expiry_loop(), name="offsets-expiry")
-
-    async def _expiry_loop(self) -> None:
-        interval = self.settings.offsets_retention_check_interval_ms / 1000
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.offsets.expire()
-            except errors.KafkaError as exc:
-                log.warning("offset expiry pass failed: %s", exc)
-            except Exception:
-                # A bug here must not take the broker down; the next pass retries.
-                log.exception("offset expiry pass failed")
-
     def group(self, group_id: str) -> Group | None:
         return self.groups.get(group_id)
 
-    def _get_or_create(self, group_id: str) -> Group:
+    def get_or_create(self, group_id: str) -> Group:
         group = self.groups.get(group_id)
         if group is None:
             group = Group(group_id, state_timestamp_ms=self.scheduler.wall_ms())
@@ -253,7 +195,7 @@ class GroupCoordinator:
                 raise errors.UnknownMemberId(f"group {req.group_id!r} does not exist")
             waiter = self._join_current_member(group, req)
         else:
-            group = self._get_or_create(req.group_id)
+            group = self.get_or_create(req.group_id)
             waiter = self._join_new_member(group, req)
         if group.is_(PREPARING):
             self._try_complete_join(group)
@@ -579,6 +521,9 @@ class GroupCoordinator:
     def _schedule_heartbeat(self, group: Group, member: Member) -> None:
         if member.heartbeat_timer is not None:
             member.heartbeat_timer.cancel()
+            member.heartbeat_timer = None
+        if self.resigned:
+            return  # draining: nobody is expired any more
         timeout = NEW_MEMBER_JOIN_TIMEOUT_MS if member.is_new else member.session_timeout_ms
         member.heartbeat_timer = self.scheduler.call_later(
             timeout, lambda: self._on_heartbeat_expired(group, member))

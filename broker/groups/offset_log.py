@@ -7,8 +7,8 @@ Layout of `<dir>/offsets.log`, a sequence of entries:
     payload:
         format  uint8    FORMAT_VERSION (1)
         kind    uint8    one of the record kinds below
-        body             per kind; strings are uint16 length + UTF-8,
-                         nullable strings int32 length (-1 = null) + UTF-8
+        body             per kind; strings are int32 length + UTF-8 (-1 = null,
+                         only where marked nullable)
 
     COMMIT        group, topic, partition int32, offset int64, leader_epoch int32,
                   metadata nullable, commit_timestamp int64, expire_timestamp int64 (-1: none)
@@ -56,8 +56,8 @@ log = logging.getLogger("broker.groups.offset_log")
 FILE_NAME = "offsets.log"
 FORMAT_VERSION = 1
 HEADER = struct.Struct(">II")
-# A payload is a few hundred bytes at most (metadata is capped by the coordinator);
-# a larger length can only be garbage.
+# A payload is a few hundred bytes in practice (metadata is capped by the
+# coordinator); `frame` refuses larger ones, so a larger length read back is garbage.
 MAX_PAYLOAD = 1 << 20
 
 KIND_COMMIT = 1
@@ -67,7 +67,6 @@ KIND_GROUP = 4
 
 _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
-_U16 = struct.Struct(">H")
 
 
 class OffsetLogError(Exception):
@@ -130,7 +129,7 @@ Record = Union[CommitRecord, DeleteOffsetRecord, DeleteGroupRecord, GroupRecord]
 
 def _str(out: bytearray, text: str) -> None:
     data = text.encode("utf-8")
-    out += _U16.pack(len(data))
+    out += _I32.pack(len(data))
     out += data
 
 
@@ -176,7 +175,10 @@ def encode_payload(record: Record) -> bytes:
 
 
 def frame(record: Record) -> bytes:
+    """Raises ValueError for a record too large to replay (MAX_PAYLOAD)."""
     payload = encode_payload(record)
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"a {len(payload)}-byte record exceeds the {MAX_PAYLOAD}-byte limit")
     return HEADER.pack(len(payload), crc32c(payload)) + payload
 
 
@@ -201,7 +203,10 @@ class _Cursor:
         return _I64.unpack(self.take(8))[0]
 
     def str(self) -> str:
-        return self.take(_U16.unpack(self.take(2))[0]).decode("utf-8")
+        n = self.i32()
+        if n < 0:
+            raise ValueError("null where a string is required")
+        return self.take(n).decode("utf-8")
 
     def nullable_str(self) -> str | None:
         n = self.i32()

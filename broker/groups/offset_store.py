@@ -123,13 +123,13 @@ class OffsetStore:
     def commit(self, group_id: str, offsets: Mapping[TopicPartition, CommittedOffset]) -> Awaitable[None]:
         """Durably store `offsets`: the returned awaitable completes once they are
         fsync'd and visible, or raises CoordinatorNotAvailable when the file cannot
-        be written.
+        be written. Raises InvalidRequest at once for a record too large to store.
 
         The change is queued before this returns (as are the deletes below), so
         changes are ordered by call, not by when their callers get to await."""
+        done = self._submit([CommitRecord(group_id, t, p, v) for (t, p), v in offsets.items()])
         keys = [(group_id, t, p) for (t, p) in offsets]
         self._in_flight.update(keys)
-        done = self._submit([CommitRecord(group_id, t, p, v) for (t, p), v in offsets.items()])
         done.add_done_callback(lambda _: self._release(keys))
         return asyncio.shield(done)
 
@@ -151,21 +151,28 @@ class OffsetStore:
         crash only makes the restarted coordinator keep offsets a little longer."""
         if self._groups.get(record.group_id) == record:
             return
-        self._enqueue([record], None)
+        try:
+            self._enqueue([record], None)
+        except ValueError as exc:  # called from timer callbacks: never raise
+            log.warning("not recording group %.80r: %s", record.group_id, exc)
 
     def _submit(self, records: list[Record]) -> asyncio.Future:
         done = asyncio.get_running_loop().create_future()
         if not records:
             done.set_result(None)
             return done
+        try:
+            self._enqueue(records, done)
+        except ValueError as exc:
+            raise errors.InvalidRequest(str(exc)) from None
         # Callers await it through asyncio.shield: a client hanging up does not
         # withdraw a queued write. Mark a failure as seen even when nobody awaits.
         done.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self._enqueue(records, done)
         return done
 
     def _enqueue(self, records: list[Record], done: asyncio.Future | None) -> None:
-        self._queue.append(_Write(records, b"".join(frame(r) for r in records), done))
+        data = b"".join(frame(r) for r in records)  # ValueError before anything is queued
+        self._queue.append(_Write(records, data, done))
         self._wakeup.set()
 
     # -- the writer ----------------------------------------------------------------

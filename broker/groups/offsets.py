@@ -69,7 +69,7 @@ class GroupOffsets:
                 # A member of a generation this coordinator does not know (e.g. of
                 # a group removed meanwhile): it must rejoin.
                 raise errors.IllegalGeneration(f"group {group_id!r} does not exist")
-            group = coordinator._get_or_create(group_id)
+            group = coordinator.get_or_create(group_id)
         self._validate(group, generation_id, member_id, group_instance_id)
         if group.is_(GroupState.COMPLETING_REBALANCE):
             raise errors.RebalanceInProgress(f"group {group_id!r} is completing a rebalance")
@@ -98,7 +98,8 @@ class GroupOffsets:
 
     # -- OffsetFetch ------------------------------------------------------------------
 
-    def fetch(self, group_id: str, tps: Iterable[TopicPartition] | None) -> dict[TopicPartition, CommittedOffset | None]:
+    def fetch(self, group_id: str,
+              tps: Iterable[TopicPartition] | None) -> dict[TopicPartition, CommittedOffset | None]:
         """Committed offsets of `tps` (None for those without one), or all of the group's."""
         stored = self.store.offsets(group_id)
         if tps is None:

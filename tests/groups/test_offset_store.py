@@ -197,3 +197,17 @@ def test_partial_write_is_cut_back(tmp_path, monkeypatch):
     monkeypatch.undo()
     store.close()
     assert dict(open_store(tmp_path).offsets("g")) == {("t", 1): offset(2)}
+
+
+def test_oversized_records_are_refused_up_front(tmp_path):
+    store = open_store(tmp_path)
+
+    async def body():
+        with pytest.raises(errors.InvalidRequest):
+            store.commit("g" * (2 << 20), {("t", 0): offset(1)})
+        await store.commit("g", {("t", 0): offset(1)})
+        assert not store.in_flight("g" * (2 << 20))
+
+    asyncio.run(with_writer(store, body))
+    store.close()
+    assert dict(open_store(tmp_path).offsets("g")) == {("t", 0): offset(1)}
