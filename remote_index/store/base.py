@@ -1,0 +1,122 @@
+"""The object-store interface the remote tier is written against.
+
+Deliberately small (after litestream): whole-object put, create-only put,
+ranged get, list, delete, head, and the four multipart calls. Every backend
+(the local directory, S3 via aiobotocore) passes the same contract tests in
+tests/remote_index/test_store_contract.py.
+
+Semantics every backend keeps:
+- Keys are '/'-separated strings without a leading '/'. A put is atomic: a
+  reader sees the old object, the new one or none, never a part.
+- `put(..., if_none_match=True)` creates the object only if no object has that
+  key, else raises `PreconditionFailed`; this is the conditional put manifests
+  rely on. A backend that cannot do it says so with `supports_conditional_put`.
+- `get(key, start, end)` returns bytes [start, end) (end exclusive, clamped to the
+  object size); a missing key raises `ObjectNotFound`.
+- `list(prefix)` returns every object whose key starts with `prefix`, sorted by key.
+- `delete(key)` of a missing key is not an error (deletes are idempotent).
+- Multipart: parts are numbered from 1, every part but the last is at least
+  `min_part_size` bytes; `complete_multipart` makes the object appear atomically;
+  `abort_multipart` discards the parts (and is idempotent); `list_multipart_uploads`
+  finds uploads that were started and never completed or aborted.
+- Transient failures (5xx, throttling, timeouts, connection resets) raise
+  `TransientStoreError`, which callers retry with backoff; anything else that
+  goes wrong raises `StoreError`. Errors carry the key.
+
+Concurrency: a store is shared by many tasks on one event loop; backends must
+allow concurrent calls.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+
+class StoreError(Exception):
+    """An object-store operation failed in a way retrying will not fix."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(f"{message} (key {key})" if key else message)
+        self.key = key
+
+
+class TransientStoreError(StoreError):
+    """A failure worth retrying: server error, throttling, timeout, reset connection."""
+
+
+class ObjectNotFound(StoreError):
+    pass
+
+
+class PreconditionFailed(StoreError):
+    """A conditional put found the key already taken."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    key: str
+    upload_id: str
+
+
+@dataclass(frozen=True)
+class CompletedPart:
+    number: int
+    etag: str
+    #: Bytes in the part, when known; lets `complete_multipart` report the size
+    #: without another request.
+    size: int | None = None
+
+
+class ObjectStore(abc.ABC):
+    """An S3-like bucket (or a directory standing in for one)."""
+
+    #: Smallest allowed size of a multipart part other than the last.
+    min_part_size: int = 5 * 1024 * 1024
+    #: Whether `put(if_none_match=True)` is atomic on this backend.
+    supports_conditional_put: bool = True
+
+    @abc.abstractmethod
+    async def put(self, key: str, data: bytes, *, if_none_match: bool = False) -> ObjectInfo: ...
+
+    @abc.abstractmethod
+    async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes: ...
+
+    @abc.abstractmethod
+    async def head(self, key: str) -> ObjectInfo | None: ...
+
+    @abc.abstractmethod
+    async def list(self, prefix: str) -> list[ObjectInfo]: ...
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> None: ...
+
+    async def delete_many(self, keys: list[str]) -> None:
+        """Delete several keys; backends may batch. Missing keys are fine."""
+        for key in keys:
+            await self.delete(key)
+
+    @abc.abstractmethod
+    async def create_multipart(self, key: str) -> MultipartUpload: ...
+
+    @abc.abstractmethod
+    async def upload_part(self, upload: MultipartUpload, number: int, data: bytes) -> CompletedPart: ...
+
+    @abc.abstractmethod
+    async def complete_multipart(self, upload: MultipartUpload, parts: list[CompletedPart]) -> ObjectInfo: ...
+
+    @abc.abstractmethod
+    async def abort_multipart(self, upload: MultipartUpload) -> None: ...
+
+    @abc.abstractmethod
+    async def list_multipart_uploads(self, prefix: str) -> list[MultipartUpload]: ...
+
+    async def close(self) -> None:
+        """Release connections. The store is unusable afterwards."""
