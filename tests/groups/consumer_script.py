@@ -1,13 +1,14 @@
 """A group consumer in its own process, for the end-to-end tests.
 
-    python -m tests.groups.consumer_script LIBRARY BOOTSTRAP TOPIC GROUP SESSION_MS
+    python -m tests.groups.consumer_script LIBRARY BOOTSTRAP TOPIC GROUP SESSION_MS [KEY=VALUE ...]
 
 LIBRARY is kafka-python, aiokafka or confluent. It consumes from the earliest
 offset, commits synchronously after every poll that returned records, and only
 then prints one JSON line `{"values": [...]}` with the values it consumed: so
 everything printed is committed, and a record whose commit failed (the
 partition moved in a rebalance) is never printed (its new owner prints it).
-Runs until killed.
+Runs until killed. KEY=VALUE pairs are extra confluent-kafka settings (e.g.
+partition.assignment.strategy=cooperative-sticky, group.instance.id=...).
 """
 
 from __future__ import annotations
@@ -65,14 +66,14 @@ def run_aiokafka(bootstrap: str, topic: str, group: str, session_ms: int) -> Non
     asyncio.run(main())
 
 
-def run_confluent(bootstrap: str, topic: str, group: str, session_ms: int) -> None:
+def run_confluent(bootstrap: str, topic: str, group: str, session_ms: int, **extra: str) -> None:
     from confluent_kafka import Consumer, KafkaException
 
     consumer = Consumer({
         "bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
         "enable.auto.commit": False, "session.timeout.ms": session_ms,
         "heartbeat.interval.ms": session_ms // 6, "max.poll.interval.ms": 30_000,
-        "client.id": "e2e-confluent", "topic.metadata.refresh.interval.ms": 1000,
+        "client.id": "e2e-confluent", "topic.metadata.refresh.interval.ms": 1000, **extra,
     })
     consumer.subscribe([topic])
     while True:
@@ -91,4 +92,5 @@ RUNNERS = {"kafka-python": run_kafka_python, "aiokafka": run_aiokafka, "confluen
 
 if __name__ == "__main__":
     library, bootstrap, topic, group, session_ms = sys.argv[1:6]
-    RUNNERS[library](bootstrap, topic, group, int(session_ms))
+    extra = dict(arg.split("=", 1) for arg in sys.argv[6:])
+    RUNNERS[library](bootstrap, topic, group, int(session_ms), **extra)

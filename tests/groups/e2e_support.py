@@ -73,7 +73,7 @@ class ConsumerProcess:
     """tests/groups/consumer_script.py in a subprocess; collects what it reports."""
 
     def __init__(self, library: str, bootstrap: str, topic: str, group: str, session_ms: int,
-                 log_dir: Path):
+                 log_dir: Path, **extra: str):
         self.values: list[str] = []
         self._lock = threading.Lock()
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -81,7 +81,7 @@ class ConsumerProcess:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tests.groups.consumer_script", library, bootstrap, topic, group,
-                 str(session_ms)],
+                 str(session_ms), *(f"{k}={v}" for k, v in extra.items())],
                 stdout=subprocess.PIPE, stderr=log, cwd=REPO)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -81,3 +81,59 @@ def test_killed_consumer_is_replaced_and_its_successor_resumes(group_broker, lib
         assert view["members"][0]["client_id"] == f"e2e-{library}"
     finally:
         successor.kill()
+
+
+def test_cooperative_sticky_group_shares_a_topic_exactly_once(group_broker, tmp_path):
+    """librdkafka's incremental (cooperative) rebalancing runs through the same
+    classic protocol: the broker passes its assignments through untouched."""
+    bootstrap = group_broker.bootstrap
+    topic = group = "share-cooperative"
+    create_topic(bootstrap, topic, PARTITIONS)
+    consumers = [ConsumerProcess("confluent", bootstrap, topic, group, 6000, tmp_path,
+                                 **{"partition.assignment.strategy": "cooperative-sticky"}) for _ in range(3)]
+    try:
+        wait_until(lambda: stable_with(bootstrap, group, members=3, partitions=PARTITIONS),
+                   "three members sharing six partitions")
+        assert group_view(bootstrap, group)["protocol"] == "cooperative-sticky"
+        expected = [f"coop-{i}" for i in range(300)]
+        produce(bootstrap, topic, expected, PARTITIONS)
+        wait_until(lambda: sum(len(c.snapshot()) for c in consumers) >= len(expected),
+                   "every record to be consumed")
+        assert sorted(v for c in consumers for v in c.snapshot()) == sorted(expected)
+    finally:
+        for c in consumers:
+            c.kill()
+
+
+def test_static_member_restart_keeps_its_assignment_without_rebalance(group_broker, tmp_path):
+    bootstrap = group_broker.bootstrap
+    topic = group = "static-restart"
+    create_topic(bootstrap, topic, PARTITIONS)
+    first = [f"first-{i}" for i in range(60)]
+    produce(bootstrap, topic, first, PARTITIONS)
+    consumers = [ConsumerProcess("confluent", bootstrap, topic, group, 30_000, tmp_path,
+                                 **{"group.instance.id": f"instance-{i}"}) for i in range(2)]
+    try:
+        wait_until(lambda: stable_with(bootstrap, group, members=2, partitions=PARTITIONS), "a stable group")
+        wait_until(lambda: sum(len(c.snapshot()) for c in consumers) >= len(first), "the first batch")
+        before = {m["group_instance_id"]: m for m in group_view(bootstrap, group)["members"]}
+        rebalances = group_broker.log_since_start().count(f"preparing to rebalance group {group} ")
+        consumers[1].kill()  # gone without LeaveGroup; back long before its 30 s session ends
+        second = [f"second-{i}" for i in range(60)]
+        produce(bootstrap, topic, second, PARTITIONS)
+        consumers[1] = ConsumerProcess("confluent", bootstrap, topic, group, 30_000, tmp_path,
+                                       **{"group.instance.id": "instance-1"})
+        wait_until(lambda: sum(v.startswith("second-") for c in consumers for v in c.snapshot()) >= len(second),
+                   "the second batch")
+        after = {m["group_instance_id"]: m for m in group_view(bootstrap, group)["members"]}
+        assert after["instance-1"]["member_id"] != before["instance-1"]["member_id"]
+        assert after["instance-1"]["assignment"] == before["instance-1"]["assignment"]
+        assert after["instance-0"] == before["instance-0"]
+        # The restarted member resumed its partitions from the committed offsets
+        # and nobody else was disturbed: no rebalance happened.
+        assert sorted(consumers[1].snapshot()) == sorted(
+            v for v in second if int(v.split("-")[1]) % PARTITIONS in after["instance-1"]["assignment"][topic])
+        assert group_broker.log_since_start().count(f"preparing to rebalance group {group} ") == rebalances
+    finally:
+        for c in consumers:
+            c.kill()
