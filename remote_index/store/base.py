@@ -53,6 +53,17 @@ class PreconditionFailed(StoreError):
     """A conditional put found the key already taken."""
 
 
+def check_key(key: str) -> str:
+    """`key` if every backend can store it, else StoreError: no empty, '.' or '..'
+    parts (so no leading, trailing or doubled '/'), no NUL or backslash. The same
+    rule everywhere keeps a key that works on the local store working on S3, and
+    keeps an S3 prefix from being escaped through path normalisation."""
+    parts = key.split("/")
+    if not key or "\0" in key or "\\" in key or any(p in ("", ".", "..") for p in parts):
+        raise StoreError("invalid object key", key)
+    return key
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str

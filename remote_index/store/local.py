@@ -50,6 +50,7 @@ from remote_index.store.base import (
     PreconditionFailed,
     StoreError,
     TransientStoreError,
+    check_key,
 )
 
 TMP_DIR = ".tmp"
@@ -432,10 +433,9 @@ class LocalDirectoryStore(ObjectStore):
     def _path(self, key: str) -> Path:
         """The file of `key`; refuses keys that could escape the root or hit the hidden areas."""
         self._check_open()
-        parts = key.split("/")
-        if (not key or "\0" in key or "\\" in key
-                or any(p in ("", ".", "..") for p in parts) or parts[0] in _RESERVED):
-            raise StoreError("invalid object key", key)
+        parts = check_key(key).split("/")
+        if parts[0] in _RESERVED:
+            raise StoreError("invalid object key: names the store's hidden area", key)
         return self.root.joinpath(*parts)
 
     def _upload_dir(self, upload: MultipartUpload) -> Path:
