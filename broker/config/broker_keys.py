@@ -181,6 +181,14 @@ BROKER_KEYS: Mapping[str, ConfigDef] = key_table(
          "`remote.storage.chunk.bytes`.", validator=AtLeast(1)),
     _key("remote.storage.chunk.compression", S, "none", "Broker default for the topic key "
          "`remote.storage.chunk.compression`.", validator=CHUNK_COMPRESSION_TYPES),
+    _key("remote.storage.key.hashed.prefix", B, False, "Start every partition's object keys "
+         "with a short hash of the topic id and partition, spreading request load across the "
+         "store's key-range partitions (worth it above a few thousand requests per second)."),
+    _key("remote.storage.multipart.threshold.bytes", L, 33554432, "Segments whose stored size "
+         "may exceed this are uploaded as multipart uploads; smaller ones in one PUT.",
+         validator=AtLeast(1)),
+    _key("remote.storage.multipart.part.bytes", I, 8388608, "Size of each multipart part but "
+         "the last. S3 requires at least 5 MiB.", validator=AtLeast(1)),
     _key("remote.log.manager.copy.max.bytes.per.second", L, LONG_MAX, "Upload rate limit "
          "shared by all partitions, in bytes per second.", validator=AtLeast(1)),
     _key("remote.log.manager.fetch.max.bytes.per.second", L, LONG_MAX, "Rate limit on bytes "

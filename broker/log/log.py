@@ -75,6 +75,11 @@ class PartitionLog:
         self._closed = False
         self._group_commit = GroupCommit(directory, self._prepare_flush, self._flush_failed, 0, fsync)
         self.producers = ProducerStateTable()
+        # The remote tier's range, kept current by the tiering manager from the
+        # partition manifest: [remote_log_start_offset, remote_end_offset), or
+        # None while nothing of this partition is uploaded.
+        self.remote_log_start_offset: int | None = None
+        self.remote_end_offset: int | None = None
 
     # -- open / close ----------------------------------------------------------------
 
@@ -239,6 +244,15 @@ class PartitionLog:
     @property
     def high_watermark(self) -> int:
         return self._segments[-1].next_offset  # single replica: everything appended is committed
+
+    @property
+    def earliest_offset(self) -> int:
+        """The log start offset across both tiers: what ListOffsets earliest answers.
+        `log_start_offset` is the *local* log start offset."""
+        remote = self.remote_log_start_offset
+        if remote is not None and self.remote_end_offset is not None and remote < self.log_start_offset:
+            return remote
+        return self.log_start_offset
 
     @property
     def flushed_offset(self) -> int:
@@ -483,6 +497,16 @@ class PartitionLog:
         if not count:
             return []
         return self._delete_oldest(count, now_ms, rule)
+
+    def delete_local_segments(self, count: int, reason: str) -> list[int]:
+        """Local retention of a tiered partition: drop the `count` oldest segments,
+        whose data the remote tier holds, advancing the local log start offset.
+        Never the active segment. Returns the deleted base offsets."""
+        self._check_usable()
+        count = min(count, len(self._segments) - 1)
+        if count <= 0:
+            return []
+        return self._delete_oldest(count, _now_ms(), reason)
 
     def _facts(self) -> list[retention.SegmentFacts]:
         last = len(self._segments) - 1
