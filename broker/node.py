@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tiering import TieringManager
+
 from .config import BrokerConfig
 from .groups import GroupCoordinator
 from .metrics import BrokerMetrics
@@ -32,6 +34,7 @@ class BrokerNode:
     metrics: BrokerMetrics
     groups: GroupCoordinator
     producer_ids: ProducerIdAllocator
+    tiering: TieringManager
     # Filled in once the listeners are bound (a configured port 0 becomes a real one).
     advertised: list[Endpoint] = field(default_factory=list)
     rack: str | None = None

@@ -19,6 +19,9 @@ import signal
 import time
 from pathlib import Path
 
+from remote_index.store import open_store
+from tiering import TieringManager, TieringMetrics, TieringSettings
+
 from .config import BrokerConfig
 from .connection import Connection
 from .dispatch import Dispatcher
@@ -54,6 +57,7 @@ class Server:
             async with asyncio.TaskGroup() as background:
                 background.create_task(self._retention_loop(), name="retention")
                 background.create_task(self._recovery_point_loop(), name="recovery-point")
+                background.create_task(self.node.tiering.run(), name="tiering")
                 background.create_task(self.node.groups.run(), name="groups")
                 self._started.set()
                 await self._stop.wait()
@@ -84,7 +88,11 @@ class Server:
         producer_ids = ProducerIdAllocator(log_dirs[0])
         await asyncio.to_thread(producer_ids.load)
         metrics = BrokerMetrics()
-        self.node = BrokerNode(cfg, node_id, cluster_id, registry, metrics, groups, producer_ids)
+        store = open_store(cfg)
+        log.info("remote tier: %s", store)
+        tiering = TieringManager(store, TieringSettings.from_broker_config(cfg), TieringMetrics(metrics.registry))
+        registry.attach_tiering(tiering)
+        self.node = BrokerNode(cfg, node_id, cluster_id, registry, metrics, groups, producer_ids, tiering)
         dispatcher = Dispatcher(self.node)
         max_request = cfg.get("socket.request.max.bytes")
         bound: list[Endpoint] = []
@@ -151,6 +159,7 @@ class Server:
                 await server.wait_closed()
         if self.node is not None:
             self.node.groups.close()
+            await self.node.tiering.close()
             self.node.metrics.close()
             await asyncio.to_thread(self.node.topics.close_all)
             log.info("logs closed cleanly; bye")
@@ -175,6 +184,8 @@ class Server:
             for partition in self.node.topics.all_partitions():
                 try:
                     partition.log.producers.expire(now_ms, producer_expiry_ms)
+                    if partition.topic.tiered:
+                        continue  # retention across the tiers is the tiering manager's
                     deleted = partition.log.apply_retention(now_ms)
                 except Exception:
                     log.exception("retention pass failed for %s", partition.name)

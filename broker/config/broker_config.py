@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 ENV_PREFIX = "TIERBROKER_"
 
 
+DEFAULT_REMOTE_DIR = "remote-tier"
+
+
 def env_var_name(key: str) -> str:
     """The environment variable that sets `key`: log.dirs -> TIERBROKER_LOG_DIRS."""
     return ENV_PREFIX + key.upper().replace(".", "_")
@@ -158,7 +161,11 @@ class BrokerConfig:
         return None if entries is None else parse_listeners(entries)
 
     def remote_storage_url(self) -> LocalStorageUrl | S3StorageUrl:
-        return parse_storage_url(self.get("remote.storage.url"))
+        """The configured remote tier, or the embedded default: `remote-tier` in the first log dir."""
+        text = self.get("remote.storage.url")
+        if text is None:
+            return LocalStorageUrl(self.log_dirs()[0] / DEFAULT_REMOTE_DIR)
+        return parse_storage_url(text)
 
     # -- DescribeConfigs ----------------------------------------------------
 

@@ -164,9 +164,11 @@ BROKER_KEYS: Mapping[str, ConfigDef] = key_table(
          "broker. When false no topic may enable `remote.storage.enable`."),
     _key("remote.storage.enable", B, False, "Broker default for the topic key "
          "`remote.storage.enable`: whether topics upload closed segments to the remote tier."),
-    _key("remote.storage.url", S, "file://./data/remote", "Where the remote tier lives: "
+    _key("remote.storage.url", S, None, "Where the remote tier lives: "
          "`file:///path` (or `file://./relative/path`) for a local directory, "
-         "`s3://bucket/prefix` for an S3-compatible object store.", validator=storage_url),
+         "`s3://bucket/prefix` for an S3-compatible object store. Unset: the directory "
+         "`remote-tier` inside the first log directory (so `./data/remote-tier` by default).",
+         validator=storage_url),
     _key("remote.storage.s3.endpoint.url", S, None, "Endpoint of the S3-compatible service, "
          "e.g. `http://127.0.0.1:9000` for MinIO. Unset: AWS S3."),
     _key("remote.storage.s3.region", S, None, "Region of the bucket. Unset: from the AWS "

@@ -28,7 +28,7 @@ entry of an unknown format or kind was written by a newer broker: the replay
 refuses it (`OffsetLogError`) rather than silently drop state.
 
 Compaction (`rewrite`) writes the latest state as a new file beside the old one,
-fsyncs it and renames it over (`durable.write_atomically`): a crash leaves the
+fsyncs it and renames it over (`broker.log.files.write_file_atomically`): a crash leaves the
 old file or the new one, never a mix. A stale `offsets.log.tmp` is ignored and
 overwritten by the next rewrite.
 
@@ -49,7 +49,7 @@ from typing import Iterable, Union
 
 from crc32c import crc32c
 
-from ..durable import fsync_directory, write_atomically
+from ..log.files import fsync_directory, write_file_atomically
 
 log = logging.getLogger("broker.groups.offset_log")
 
@@ -340,7 +340,7 @@ class OffsetLog:
         """Replace the file with exactly `records` (compaction), atomically."""
         data = b"".join(frame(r) for r in records)
         with self._lock:
-            write_atomically(self.path, data)
+            write_file_atomically(self.path, data)
             self._open()
 
     def close(self) -> None:

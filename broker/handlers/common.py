@@ -23,3 +23,4 @@ def resolve_topic(node, version: int, name: str | None, topic_id: uuid.UUID | No
 
 def error_fields(error: errors.KafkaError) -> dict:
     return {"error_code": error.code, "error_message": error.message}
+

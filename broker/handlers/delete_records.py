@@ -1,7 +1,9 @@
 """DeleteRecords (key 21): advance partitions' log start offsets.
 
 Offset -1 means "up to the high watermark". An offset beyond the high watermark
-is OFFSET_OUT_OF_RANGE. The answer's low watermark is the new log start offset.
+is OFFSET_OUT_OF_RANGE. For a tiered topic the remote tier's log start offset
+moves too, and remote segments wholly below it are deleted (manifest first).
+The answer's low watermark is the new log start offset across both tiers.
 """
 
 from __future__ import annotations
@@ -21,7 +23,11 @@ async def handle(ctx, req):
                 offset = partition.log.high_watermark if p.offset == -1 else p.offset
                 if offset < 0:
                     raise errors.OffsetOutOfRange(f"offset {p.offset} is negative")
-                out["low_watermark"] = partition.log.delete_records_before(offset)
+                partition.log.delete_records_before(offset)
+                tier = ctx.node.tiering.tier_of(partition.tier_ref)
+                if tier is not None:
+                    await tier.delete_records_before(offset)
+                out["low_watermark"] = partition.log.earliest_offset
                 partition.wake_waiters()
             except OffsetOutOfRangeError:
                 out["error_code"] = errors.OffsetOutOfRange.code

@@ -1,9 +1,10 @@
 """ListOffsets (key 2): offsets by timestamp, plus the special timestamps.
 
--1 latest (the high watermark), -2 earliest (the log start offset), -3 the
-record with the largest timestamp (v7+), -4 earliest local (v8+: the local log
-start offset), -5 latest tiered (v9+). Any other timestamp finds the earliest
-offset whose batch holds a timestamp >= it, or -1 when there is none.
+-1 latest (the high watermark), -2 earliest (the log start offset across both
+tiers), -3 the record with the largest timestamp (v7+), -4 earliest local (v8+:
+the local log start offset), -5 latest tiered (v9+: the last offset whose upload
+committed, -1 when none). Any other timestamp finds the earliest offset whose
+batch holds a timestamp >= it, or -1 when there is none.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ async def handle(ctx, req):
 def _lookup(plog, timestamp: int, version: int) -> tuple[int, int]:
     if timestamp == LATEST:
         return plog.high_watermark, -1
-    if timestamp in (EARLIEST, EARLIEST_LOCAL):
-        if timestamp == EARLIEST_LOCAL and version < 8:
+    if timestamp == EARLIEST:
+        return plog.earliest_offset, -1
+    if timestamp == EARLIEST_LOCAL:
+        if version < 8:
             raise errors.UnsupportedVersion("earliest-local (-4) needs ListOffsets v8 or later")
         return plog.log_start_offset, -1
     if timestamp == MAX_TIMESTAMP:
@@ -53,7 +56,8 @@ def _lookup(plog, timestamp: int, version: int) -> tuple[int, int]:
     if timestamp == LATEST_TIERED:
         if version < 9:
             raise errors.UnsupportedVersion("latest-tiered (-5) needs ListOffsets v9 or later")
-        return -1, -1  # nothing of a local-only log is tiered
+        remote_end = plog.remote_end_offset
+        return (remote_end - 1, -1) if remote_end is not None else (-1, -1)
     if timestamp < 0:
         raise errors.InvalidRequest(f"timestamp {timestamp} is not a known special value")
     found = plog.offset_for_timestamp(timestamp)

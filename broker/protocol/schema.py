@@ -14,7 +14,7 @@ default is left out of the tagged section.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
 from typing import Any
 
 from .primitives import DecodeError, Reader, Writer, ZERO_UUID

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from tiering import TopicPartitionRef
+
 from ..log import AppendResult, PartitionLog
 from ..protocol.records import BatchHeader
 
@@ -27,6 +29,11 @@ class Partition:
     @property
     def name(self) -> str:
         return f"{self.topic.name}-{self.index}"
+
+    @property
+    def tier_ref(self) -> TopicPartitionRef:
+        """How the tiering manager names this partition."""
+        return TopicPartitionRef(self.topic.name, str(self.topic.topic_id), self.index)
 
     def append(self, records: bytearray, headers: list[BatchHeader], now_ms: int) -> AppendResult:
         result = self.log.append(records, headers, now_ms)

@@ -14,6 +14,8 @@ import shutil
 import uuid
 from pathlib import Path
 
+from tiering import TieringManager, TierPolicy
+
 from ..config import BrokerConfig, InvalidConfigError, TopicConfig, validate_topic_overrides
 from ..log import PartitionLog
 from ..protocol import errors
@@ -41,6 +43,7 @@ class TopicRegistry:
         self.topics: dict[str, Topic] = {}
         self._by_id: dict[uuid.UUID, Topic] = {}
         self._lock = asyncio.Lock()
+        self.tiering: TieringManager | None = None
 
     # -- startup / shutdown -------------------------------------------------
 
@@ -83,6 +86,26 @@ class TopicRegistry:
         for topic in self.topics.values():
             for partition in topic.partitions:
                 partition.log.close()
+
+    def attach_tiering(self, tiering: TieringManager) -> None:
+        """Hand every tiered topic's partitions to the tiering manager, now and after
+        every change of topics, partitions or configs."""
+        self.tiering = tiering
+        for topic in self.topics.values():
+            self._sync_tiering(topic)
+
+    def _sync_tiering(self, topic: Topic) -> None:
+        if self.tiering is None:
+            return
+        policy = TierPolicy.from_topic_config(topic.config)
+        for partition in topic.partitions:
+            if policy.remote_enabled:
+                self.tiering.track(partition.tier_ref, partition.log, policy)
+            else:
+                self.tiering.untrack(partition.tier_ref)
+        if policy.remote_enabled:
+            self.tiering.describe_topic_later(topic.name, str(topic.topic_id), len(topic.partitions),
+                                              topic.overrides)
 
     # -- lookups -------------------------------------------------------------
 
@@ -130,6 +153,7 @@ class TopicRegistry:
             topic.partitions = await asyncio.to_thread(self._open_new_partitions, topic, count)
             self._persist(topic)
             self._register(topic)
+            self._sync_tiering(topic)
         log.info("created topic %s with %d partitions%s", name, count,
                  f" and configs {overrides}" if overrides else "")
         return topic
@@ -147,12 +171,14 @@ class TopicRegistry:
     async def delete(self, name: str) -> None:
         async with self._lock:
             topic = self.require(name)
-            self.store.remove(name)
+            self.store.remove(topic.topic_id)
             del self.topics[name]
             del self._by_id[topic.topic_id]
             for partition in topic.partitions:
                 partition.wake_waiters()
             await asyncio.to_thread(_delete_partition_logs, topic)
+            if topic.tiered and self.tiering is not None:
+                await self.tiering.delete_topic(topic.name, str(topic.topic_id), len(topic.partitions))
         log.info("deleted topic %s", name)
 
     async def create_partitions(self, name: str, total: int, validate_only: bool = False) -> None:
@@ -169,6 +195,7 @@ class TopicRegistry:
             added = await asyncio.to_thread(self._open_new_partitions, topic, total)
             topic.partitions.extend(added)
             self._persist(topic)
+            self._sync_tiering(topic)
         log.info("topic %s now has %d partitions (was %d)", name, total, current)
 
     async def set_overrides(self, name: str, overrides: dict[str, str], validate_only: bool = False) -> None:
@@ -186,6 +213,7 @@ class TopicRegistry:
             log_config = log_config_for(topic.config)
             for partition in topic.partitions:
                 partition.log.update_config(log_config)
+            self._sync_tiering(topic)
         log.info("topic %s configs are now %s", name, overrides)
 
     # -- helpers ---------------------------------------------------------------

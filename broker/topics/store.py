@@ -3,10 +3,12 @@
 Layout under the first log directory:
 
     meta.properties                       cluster.id, node.id, version (as Kafka)
-    __tierbroker_metadata/topics/<name>.json
+    __tierbroker_metadata/topics/<topic id>.json
         {"name", "topic_id", "partitions": {"0": "/abs/log/dir", ...}, "configs": {...}}
 
-Each document is replaced atomically (see `broker.durable`). Crash rules: a topic
+Each document is replaced atomically (`broker.log.files.write_file_atomically`);
+it is named by topic id, not name, so the longest legal topic name (249
+characters) still leaves room for the temporary file's suffix. Crash rules: a topic
 exists iff its document exists. Creation writes the partition directories first
 and the document last; deletion removes the document first and the directories
 after, so a crash in between leaves only orphan directories, which startup removes.
@@ -20,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..durable import write_atomically
+from ..log.files import write_file_atomically
 from ..config import parse_properties
 
 METADATA_DIR = "__tierbroker_metadata"
@@ -61,10 +63,10 @@ class TopicStore:
         return records
 
     def save(self, record: TopicRecord) -> None:
-        write_atomically(self.topics_dir / f"{record.name}.json", record.to_json())
+        write_file_atomically(self.topics_dir / f"{record.topic_id}.json", record.to_json())
 
-    def remove(self, name: str) -> None:
-        (self.topics_dir / f"{name}.json").unlink(missing_ok=True)
+    def remove(self, topic_id: uuid.UUID) -> None:
+        (self.topics_dir / f"{topic_id}.json").unlink(missing_ok=True)
 
     def load_identity(self, node_id: int) -> str:
         """The cluster id from meta.properties, created on first start.
@@ -81,7 +83,7 @@ class TopicStore:
                                    f"node.id {node_id}; point log.dirs elsewhere or fix node.id")
             return props["cluster.id"]
         cluster_id = _new_cluster_id()
-        write_atomically(path, f"version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n".encode())
+        write_file_atomically(path, f"version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n".encode())
         return cluster_id
 
 

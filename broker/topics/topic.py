@@ -48,6 +48,11 @@ class Topic:
     def overrides(self) -> dict[str, str]:
         return self.config.overrides
 
+    @property
+    def tiered(self) -> bool:
+        """Whether the remote tier governs this topic's retention (remote.storage.enable)."""
+        return self.config.get("remote.storage.enable")
+
     def partition(self, index: int) -> Partition:
         if 0 <= index < len(self.partitions):
             return self.partitions[index]

@@ -727,10 +727,6 @@ def test_incremental_alter_rules(admin_broker):
         admin.close()
 
 
-@pytest.mark.xfail(strict=True, reason="broker bug: a 247-249 character topic name (legal in Kafka, "
-                   "limit 249) fails with UNKNOWN_SERVER_ERROR: write_atomically's temp file "
-                   "'<name>.json.tmp' exceeds the 255-byte file name limit (broker/durable.py, "
-                   "broker/topics/store.py)")
 def test_longest_legal_topic_name(admin_broker):
     topic = "t" * 249
     admin = ConfluentAdmin(admin_broker.bootstrap)

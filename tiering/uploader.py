@@ -1,0 +1,176 @@
+"""Upload one closed local segment to the remote tier.
+
+The protocol of one attempt, each step committed before the next starts:
+
+1. manifest: a COPY_STARTED entry under a fresh segment id, so a crash from here
+   on leaves objects that the manifest names and garbage collection can find;
+2. data object: the segment's chunks (`remote_index.segment_format`), in one PUT
+   when it is small, as a multipart upload of `part_bytes` parts otherwise (parts
+   in flight in parallel, each retried on transient errors);
+3. meta object: chunk index plus the segment's offset and time index data;
+4. manifest: the entry moves to COPY_FINISHED. This is the commit point: only
+   now may local retention delete the local segment.
+
+Every byte sent first passes the shared token bucket. An attempt that fails
+aborts its multipart upload and tries to mark its entry DELETE_STARTED and
+delete what it wrote; whatever it cannot clean up (bucket down, crash) is left
+for `cleanup.py`. Nothing committed is ever overwritten: the next attempt
+writes under a new segment id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+from crc32c import crc32c
+
+from broker.log import SegmentInfo
+from remote_index.manifest import ManifestStore, RemoteSegment
+from remote_index.segment_format import SegmentEncoder, read_segment_indexes
+from remote_index.segment_state import RemoteSegmentState as State
+from remote_index.store import CompletedPart, ObjectStore
+
+from .metrics import TieringMetrics
+from .policy import TieringSettings, TierPolicy
+from .rate_limit import TokenBucket
+from .retry import Backoff, retrying
+
+log = logging.getLogger("tiering.upload")
+
+PARTS_IN_FLIGHT = 4
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class UploadContext:
+    """Who the uploaded segment belongs to (for metrics and logs)."""
+
+    topic: str
+    partition: int
+
+
+class SegmentUploader:
+    """Shared by every partition; concurrency is bounded by the caller."""
+
+    def __init__(self, store: ObjectStore, bucket: TokenBucket, settings: TieringSettings,
+                 metrics: TieringMetrics, backoff: Backoff = Backoff()):
+        self.store = store
+        self.bucket = bucket
+        self.settings = settings
+        self.metrics = metrics
+        self.backoff = backoff
+
+    async def upload(self, ctx: UploadContext, manifests: ManifestStore, segment: SegmentInfo,
+                     last_offset: int, policy: TierPolicy) -> RemoteSegment:
+        """Upload `segment` (closed, holding offsets up to `last_offset`) and commit it."""
+        # Open the files first: if retention deletes them meanwhile, the fd keeps the data.
+        fd = await asyncio.to_thread(os.open, segment.path, os.O_RDONLY)
+        index_bytes = await asyncio.to_thread(read_segment_indexes, segment.path)
+        encoder = SegmentEncoder(fd, segment.size_bytes, compression=policy.chunk_compression,
+                                 chunk_bytes=policy.chunk_bytes, base_offset=segment.base_offset)
+        entry = RemoteSegment.start_copy(
+            manifests.keys, base_offset=segment.base_offset, last_offset=last_offset,
+            size_bytes=segment.size_bytes, now_ms=_now_ms(), max_timestamp=segment.max_timestamp_ms,
+            compression=policy.chunk_compression)
+        try:
+            await self._retry("manifest", lambda: manifests.commit(lambda m: m.with_segment(entry)))
+            await self._upload_data(entry.data_key, encoder, segment.size_bytes)
+            meta = encoder.meta(*index_bytes)
+            meta_bytes = meta.to_bytes()
+            await self.bucket.acquire(len(meta_bytes))
+            await self._retry("put", lambda: self.store.put(entry.meta_key, meta_bytes))
+            finished = entry.finished(meta, crc32c(meta_bytes), _now_ms())
+            await self._retry("manifest", lambda: manifests.commit(lambda m: m.with_segment(finished)))
+        except Exception as exc:
+            self.metrics.upload_errors.labels(ctx.topic).inc()
+            await self._abandon(manifests, entry, exc)
+            raise
+        finally:
+            os.close(fd)
+        self.metrics.bytes_uploaded.labels(ctx.topic).inc(segment.size_bytes)
+        self.metrics.segments_uploaded.labels(ctx.topic).inc()
+        log.info("uploaded %s-%d segment [%d, %d] (%d bytes, %d stored in %d chunks) as %s",
+                 ctx.topic, ctx.partition, segment.base_offset, last_offset, segment.size_bytes,
+                 meta.object_bytes, len(meta.chunks), entry.data_key)
+        return finished
+
+    async def _upload_data(self, key: str, encoder: SegmentEncoder, size_bytes: int) -> None:
+        """Stored chunks never exceed the original bytes, so the original size decides."""
+        if size_bytes > self.settings.multipart_threshold_bytes:
+            await self._multipart(key, encoder)
+            return
+        chunks = []
+        while (item := await asyncio.to_thread(encoder.next_chunk)) is not None:
+            chunks.append(item[0])
+        data = b"".join(chunks)
+        await self.bucket.acquire(len(data))
+        await self._retry("put", lambda: self.store.put(key, data))
+
+    async def _multipart(self, key: str, encoder: SegmentEncoder) -> None:
+        upload = await self._retry("create_multipart", lambda: self.store.create_multipart(key))
+        part_size = max(self.settings.part_bytes, self.store.min_part_size)
+        in_flight: set[asyncio.Task] = set()
+        parts: list[CompletedPart] = []
+        try:
+            buffer = bytearray()
+            number = 0
+            done = False
+            while not done:
+                item = await asyncio.to_thread(encoder.next_chunk)
+                if item is not None:
+                    buffer += item[0]
+                done = item is None
+                while len(buffer) >= part_size or (done and buffer):
+                    number += 1
+                    data = bytes(buffer[:part_size])
+                    del buffer[:part_size]
+                    if len(in_flight) >= PARTS_IN_FLIGHT:
+                        finished, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                        parts.extend(t.result() for t in finished)
+                    in_flight.add(asyncio.ensure_future(self._upload_part(upload, number, data)))
+            if in_flight:
+                parts.extend(await asyncio.gather(*in_flight))
+                in_flight = set()
+            parts.sort(key=lambda p: p.number)
+            await self._retry("complete", lambda: self.store.complete_multipart(upload, parts))
+        except BaseException:
+            for task in in_flight:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await self.store.abort_multipart(upload)
+            raise
+
+    async def _upload_part(self, upload, number: int, data: bytes) -> CompletedPart:
+        await self.bucket.acquire(len(data))
+        return await self._retry("upload_part", lambda: self.store.upload_part(upload, number, data))
+
+    async def _retry(self, operation: str, call):
+        return await retrying(call, self.backoff,
+                              on_retry=lambda attempt, exc: self._on_retry(operation, attempt, exc))
+
+    def _on_retry(self, operation: str, attempt: int, exc: Exception) -> None:
+        self.metrics.retries.labels(operation).inc()
+        log.warning("object store %s failed (attempt %d), retrying: %s", operation, attempt, exc)
+
+    async def _abandon(self, manifests: ManifestStore, entry: RemoteSegment, cause: BaseException) -> None:
+        """Best effort: record the attempt as deleted and remove its objects. Failures
+        here are left to garbage collection, which finds the same objects later."""
+        log.warning("upload of segment %d of %s failed (%s); abandoning attempt %s",
+                    entry.base_offset, manifests.keys, cause, entry.segment_id)
+        try:
+            current = manifests.cached.segment(entry.segment_id) if manifests.cached else None
+            if current is not None and current.state is not State.COPY_FINISHED:
+                await manifests.commit(lambda m: m.with_state(entry.segment_id, State.DELETE_STARTED, _now_ms()))
+            await self.store.delete_many([entry.data_key, entry.meta_key])
+            if current is not None and current.state is not State.COPY_FINISHED:
+                await manifests.commit(lambda m: m.with_state(entry.segment_id, State.DELETE_FINISHED, _now_ms()))
+        except Exception as exc:  # the bucket may well be down: garbage collection retries later
+            log.info("cleanup of abandoned attempt %s deferred: %s", entry.segment_id, exc)
