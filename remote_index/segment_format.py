@@ -325,12 +325,16 @@ def _zstd_decompressor() -> zstandard.ZstdDecompressor:
     return decompressor
 
 
-def decode_chunk(stored, entry: ChunkEntry, compression: str, *, key: str | None = None):
+def decode_chunk(stored, entry: ChunkEntry, compression: str, *, key: str | None = None,
+                 out: memoryview | None = None):
     """The original bytes of one chunk from its stored bytes, verified.
 
     Checks the stored length and CRC-32C, decompresses, checks the original
     length and CRC-32C; any failure raises CorruptChunkError. An uncompressed
-    chunk comes back as `stored` itself (no copy: it may be a pool buffer).
+    chunk comes back as `stored` itself (no copy: it may be a pool buffer). With
+    `out` (at least `entry.length` bytes, e.g. a pool buffer) a compressed chunk
+    is decompressed into it and `out[:entry.length]` returned, so the decoder
+    allocates no chunk-sized buffer of its own.
     """
 
     def corrupt(reason: str) -> CorruptChunkError:
@@ -344,13 +348,10 @@ def decode_chunk(stored, entry: ChunkEntry, compression: str, *, key: str | None
     if not entry.compressed:
         data = stored
     else:
+        if compression not in ("zstd", "lz4"):
+            raise corrupt(f"chunk is compressed but the segment's codec is {compression!r}")
         try:
-            if compression == "zstd":
-                data = _zstd_decompressor().decompress(stored, max_output_size=entry.length)
-            elif compression == "lz4":
-                data = lz4.frame.decompress(stored)
-            else:
-                raise corrupt(f"chunk is compressed but the segment's codec is {compression!r}")
+            data = _decompress(stored, entry.length, compression, out)
         except CorruptChunkError:
             raise
         except Exception as exc:  # codecs raise assorted types; all mean the same here
@@ -361,6 +362,41 @@ def decode_chunk(stored, entry: ChunkEntry, compression: str, *, key: str | None
     if actual != entry.crc32c:
         raise corrupt(f"decoded CRC-32C {actual:#010x}, expected {entry.crc32c:#010x}")
     return data
+
+
+_DECOMPRESS_PIECE = 256 * 1024
+
+
+def _decompress(stored, length: int, compression: str, out: memoryview | None):
+    if out is None:
+        if compression == "zstd":
+            return _zstd_decompressor().decompress(stored, max_output_size=length)
+        return lz4.frame.decompress(stored)
+    filled = 0
+    if compression == "zstd":
+        with _zstd_decompressor().stream_reader(stored) as reader:
+            while filled < length:
+                n = reader.readinto(out[filled:length])
+                if not n:
+                    break
+                filled += n
+            if reader.read(1):
+                filled += 1  # more output than the entry says: reported as a length mismatch
+    else:
+        decompressor = lz4.frame.LZ4FrameDecompressor()
+        data = stored
+        while not decompressor.eof:
+            piece = decompressor.decompress(data, max_length=_DECOMPRESS_PIECE)
+            data = b""
+            if not piece and not decompressor.needs_input:
+                continue
+            if not piece:
+                break
+            if filled + len(piece) > length:
+                return out[:0]  # longer than the entry says: a length mismatch
+            out[filled:filled + len(piece)] = piece
+            filled += len(piece)
+    return out[:filled]
 
 
 # ---------------------------------------------------------------------------

@@ -106,8 +106,10 @@ def test_round_trip(specs, chunk_bytes, compression, base_offset, random_values)
         elif entry.compressed:
             assert entry.object_length < entry.length
     assert b"".join(decoded) == segment
-    if compression != "none" and random_values and len(specs) > 2:
-        assert not all(e.compressed for e in entries)  # random bytes do not shrink: stored as is
+    if compression != "none" and random_values and len(specs) > 2 and min(s[0] for s in specs) >= 1024:
+        # Random values dominate such batches and do not shrink: stored as is. (In tiny
+        # batches the compressible header is most of the bytes, so no such claim.)
+        assert not all(e.compressed for e in entries)
 
     again = SegmentMeta.from_bytes(meta.to_bytes(), key="k", expected_crc32c=crc32c(meta.to_bytes()))
     assert again == meta
