@@ -304,10 +304,11 @@ class LocalDirectoryStore(ObjectStore):
     def _put_sync(self, key: str, path: Path, data: bytes, if_none_match: bool) -> ObjectInfo:
         tmp = self._write_tmp(key, [data])
         try:
+            info = self._info(key, tmp)  # the same inode as the object (a racing delete may follow)
             self._install(key, tmp, path, create_only=if_none_match)
         finally:
             tmp.unlink(missing_ok=True)
-        return self._info(key, path)
+        return info
 
     def _get_sync(self, key: str, path: Path, start: int | None, end: int | None) -> bytes:
         try:
@@ -410,11 +411,12 @@ class LocalDirectoryStore(ObjectStore):
             chunks.append(data)
         tmp = self._write_tmp(upload.key, chunks)
         try:
+            info = self._info(upload.key, tmp)
             self._install(upload.key, tmp, path, create_only=False)
         finally:
             tmp.unlink(missing_ok=True)
         shutil.rmtree(directory, ignore_errors=True)
-        return self._info(upload.key, path)
+        return info
 
     def _list_uploads_sync(self, prefix: str) -> list[MultipartUpload]:
         found = []
@@ -460,8 +462,7 @@ class LocalDirectoryStore(ObjectStore):
         tmp = self._tmp / uuid.uuid4().hex
         try:
             with open(tmp, "wb") as f:
-                for chunk in chunks:
-                    f.write(chunk)
+                f.writelines(chunks)
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:
@@ -472,27 +473,37 @@ class LocalDirectoryStore(ObjectStore):
     def _install(self, key: str, tmp: Path, path: Path, *, create_only: bool) -> None:
         """Make `tmp` the object `key`: one rename (or link, for create-only)."""
         # Loop: a concurrent delete may prune the parent directory between the
-        # mkdir and the rename.
+        # mkdir and the rename (or inside mkdir itself).
         for _ in range(10):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:
+                if path.parent.exists():
+                    raise StoreError("key collides with another object's path", key) from None
+                continue  # pruned under us
+            except FileNotFoundError:
+                continue  # an ancestor pruned between mkdir's steps
+            except NotADirectoryError:
+                raise StoreError("key collides with another object's path", key) from None
+            try:
                 if create_only:
                     os.link(tmp, path)
                 else:
                     os.replace(tmp, path)
             except FileExistsError:
-                if create_only and not path.is_dir():
-                    raise PreconditionFailed("object exists", key) from None
-                raise StoreError("key names a directory of other objects", key) from None
+                if path.is_dir():
+                    raise StoreError("key names a directory of other objects", key) from None
+                raise PreconditionFailed("object exists", key) from None
             except FileNotFoundError:
                 continue
             except (NotADirectoryError, IsADirectoryError):
                 raise StoreError("key collides with another object's path", key) from None
             except OSError as e:
-                if e.errno == errno.EEXIST:
-                    raise PreconditionFailed("object exists", key) from None
                 raise _os_error("put", key, e) from e
-            _fsync_dir(path.parent)
+            try:
+                _fsync_dir(path.parent)
+            except FileNotFoundError:
+                pass  # deleted and pruned already: nothing left to make durable
             return
         raise TransientStoreError("directory kept vanishing under the put", key)
 
