@@ -478,9 +478,9 @@ class LocalDirectoryStore(ObjectStore):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except FileExistsError:
-                if path.parent.exists():
+                if path.parent.exists() and not path.parent.is_dir():
                     raise StoreError("key collides with another object's path", key) from None
-                continue  # pruned under us
+                continue  # pruned under us (or recreated since): try again
             except FileNotFoundError:
                 continue  # an ancestor pruned between mkdir's steps
             except NotADirectoryError:
@@ -514,7 +514,9 @@ class LocalDirectoryStore(ObjectStore):
             raise ObjectNotFound("no such object", key) from None
         if not path.is_file():
             raise ObjectNotFound("no such object", key)
-        # Changes with every put (a put is a new inode), stable otherwise.
+        # Stable while the object stays; a put makes a new inode and mtime. (Two
+        # puts of one size in one clock tick reusing a freed inode would share
+        # it: an etag here tells versions apart loosely, not as S3's MD5 does.)
         return ObjectInfo(key, st.st_size, f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}")
 
     def _prune_dirs(self, directory: Path) -> None:
