@@ -170,6 +170,12 @@ class StoreFaults:
             return bytes([data[0] ^ 0xFF]) + data[1:]
         return data
 
+    def maybe_corrupt_into(self, buffer: memoryview, n: int) -> None:
+        if self._corrupt_gets and n:
+            self._corrupt_gets -= 1
+            self.injected["get"] += 1
+            buffer[0] ^= 0xFF
+
     def _match(self, op: str) -> _FailRule | None:
         rules = self._rules.get(op)
         for rule in rules or ():
@@ -234,6 +240,16 @@ class LocalDirectoryStore(ObjectStore):
         data = await asyncio.to_thread(self._get_sync, key, path, start, end)
         self.faults.after(rule, "get", key)
         return self.faults.maybe_corrupt(data)
+
+    async def get_into(self, key: str, start: int, end: int, buffer: memoryview) -> int:
+        """`get` straight into `buffer` (a "get" for the fault knobs)."""
+        path = self._path(key)
+        _check_into(start, end, buffer)
+        rule = await self.faults.before("get", key)
+        n = await asyncio.to_thread(self._get_into_sync, key, path, start, end, buffer)
+        self.faults.after(rule, "get", key)
+        self.faults.maybe_corrupt_into(buffer, n)
+        return n
 
     async def head(self, key: str) -> ObjectInfo | None:
         path = self._path(key)
@@ -320,6 +336,25 @@ class LocalDirectoryStore(ObjectStore):
                     return b""
                 f.seek(lo)
                 return f.read(hi - lo)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise ObjectNotFound("no such object", key) from None
+        except OSError as e:
+            raise _os_error("get", key, e) from e
+
+    def _get_into_sync(self, key: str, path: Path, start: int, end: int, buffer: memoryview) -> int:
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                lo, hi = min(start, size), min(end, size)
+                f.seek(lo)
+                view = memoryview(buffer)[:max(0, hi - lo)]
+                n = 0
+                while n < len(view):
+                    got = f.readinto(view[n:])
+                    if not got:
+                        break  # truncated under us: report what is there
+                    n += got
+                return n
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise ObjectNotFound("no such object", key) from None
         except OSError as e:
@@ -532,6 +567,13 @@ class LocalDirectoryStore(ObjectStore):
 def _check_range(start: int | None, end: int | None) -> None:
     if (start is not None and start < 0) or (end is not None and end < 0):
         raise ValueError(f"byte range must not be negative: [{start}, {end})")
+
+
+def _check_into(start: int, end: int, buffer: memoryview) -> None:
+    if not 0 <= start <= end:
+        raise ValueError(f"byte range must satisfy 0 <= start <= end: [{start}, {end})")
+    if end - start > len(buffer):
+        raise ValueError(f"buffer of {len(buffer)} bytes is smaller than the range [{start}, {end})")
 
 
 def _fsync_dir(directory: Path) -> None:

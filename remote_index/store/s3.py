@@ -183,6 +183,36 @@ class S3Store(ObjectStore):
             async with resp["Body"] as body:
                 return await body.read()
 
+    async def get_into(self, key: str, start: int, end: int, buffer: memoryview) -> int:
+        """`get` streamed into `buffer`: the body is read in socket-sized pieces
+        into the buffer, never held whole a second time."""
+        full = self._full(key)
+        if not 0 <= start <= end:
+            raise ValueError(f"byte range must satisfy 0 <= start <= end: [{start}, {end})")
+        if end - start > len(buffer):
+            raise ValueError(f"buffer of {len(buffer)} bytes is smaller than the range [{start}, {end})")
+        if end == start:
+            if await self.head(key) is None:
+                raise ObjectNotFound("no such object", key)
+            return 0
+        view = memoryview(buffer)[:end - start]
+        client = await self._get_client()
+        with _errors("get", key):
+            try:
+                resp = await client.get_object(Bucket=self.bucket, Key=full, Range=f"bytes={start}-{end - 1}")
+            except ClientError as e:
+                if _status(e) == 416 or _code(e) == "InvalidRange":
+                    return 0
+                raise
+            n = 0
+            async with resp["Body"] as body:
+                while n < len(view):
+                    got = await body.readinto(view[n:])
+                    if not got:
+                        break  # the object ends before `end` (a short body raises instead)
+                    n += got
+            return n
+
     async def head(self, key: str) -> ObjectInfo | None:
         full = self._full(key)
         client = await self._get_client()

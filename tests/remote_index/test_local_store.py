@@ -141,6 +141,9 @@ def test_corrupt_next_get(store):
         store.faults.corrupt_next_get()
         assert await store.get("k") == b"\xffabc"
         assert await store.get("k") == b"\x00abc"
+        buffer = bytearray(4)
+        store.faults.corrupt_next_get()
+        assert await store.get_into("k", 0, 4, memoryview(buffer)) == 4 and buffer == b"\xffabc"
     run(body())
 
 

@@ -84,6 +84,26 @@ def test_ranged_get_is_end_exclusive_and_clamped(make_store):
     run(make_store(), body)
 
 
+def test_get_into_a_buffer(make_store):
+    data = random.Random(3).randbytes(300_000)
+
+    async def body(store):
+        await store.put("obj", data)
+        buffer = bytearray(400_000)
+        view = memoryview(buffer)
+        assert await store.get_into("obj", 1000, 251_000, view) == 250_000
+        assert buffer[:250_000] == data[1000:251_000]
+        assert await store.get_into("obj", 299_990, 300_100, view[5:]) == 10  # clamped
+        assert buffer[5:15] == data[299_990:]
+        assert await store.get_into("obj", 300_000, 300_100, view) == 0
+        assert await store.get_into("obj", 7, 7, view) == 0
+        with pytest.raises(ValueError):
+            await store.get_into("obj", 0, 10, view[:5])
+        with pytest.raises(ObjectNotFound):
+            await store.get_into("nope", 0, 10, view)
+    run(make_store(), body)
+
+
 def test_missing_objects(make_store):
     async def body(store):
         assert await store.head("nope") is None
