@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from remote_index.remote_reader import RemoteLogReader
 from tiering import TieringManager
 
 from .config import BrokerConfig
@@ -35,6 +36,7 @@ class BrokerNode:
     groups: GroupCoordinator
     producer_ids: ProducerIdAllocator
     tiering: TieringManager
+    remote_reader: RemoteLogReader
     # Filled in once the listeners are bound (a configured port 0 becomes a real one).
     advertised: list[Endpoint] = field(default_factory=list)
     rack: str | None = None

@@ -19,6 +19,8 @@ import signal
 import time
 from pathlib import Path
 
+from remote_index.read_metrics import ReadMetrics
+from remote_index.remote_reader import ReadSettings, RemoteLogReader
 from remote_index.store import open_store
 from tiering import TieringManager, TieringMetrics, TieringSettings
 
@@ -92,7 +94,9 @@ class Server:
         log.info("remote tier: %s", store)
         tiering = TieringManager(store, TieringSettings.from_broker_config(cfg), TieringMetrics(metrics.registry))
         registry.attach_tiering(tiering)
-        self.node = BrokerNode(cfg, node_id, cluster_id, registry, metrics, groups, producer_ids, tiering)
+        remote_reader = RemoteLogReader(store, ReadSettings.from_broker_config(cfg), ReadMetrics(metrics.registry))
+        self.node = BrokerNode(cfg, node_id, cluster_id, registry, metrics, groups, producer_ids, tiering,
+                               remote_reader)
         dispatcher = Dispatcher(self.node)
         max_request = cfg.get("socket.request.max.bytes")
         bound: list[Endpoint] = []
@@ -159,6 +163,7 @@ class Server:
                 await server.wait_closed()
         if self.node is not None:
             self.node.groups.close()
+            await self.node.remote_reader.close()
             await self.node.tiering.close()
             self.node.metrics.close()
             await asyncio.to_thread(self.node.topics.close_all)

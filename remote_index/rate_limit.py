@@ -1,4 +1,4 @@
-"""A token bucket shared by every upload: one bytes-per-second limit for the broker.
+"""A token bucket: one bytes-per-second limit shared by many tasks (all uploads; all cold reads).
 
 `acquire(n)` returns once `n` bytes may be sent. The bucket may go into debt: a
 caller takes its whole request as soon as the balance is not negative, and the

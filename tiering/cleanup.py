@@ -24,6 +24,8 @@ from remote_index.manifest import ManifestStore
 from remote_index.segment_state import RemoteSegmentState as State
 from remote_index.store import ObjectStore
 
+from .uploader import CONFLICT_RETRIES
+
 log = logging.getLogger("tiering.cleanup")
 
 
@@ -37,13 +39,14 @@ async def collect_garbage(store: ObjectStore, manifests: ManifestStore) -> int:
     manifest = manifests.cached or await manifests.load()
     removed = 0
     for segment in manifest.segments:
+        sid = segment.segment_id
         if segment.state is State.COPY_STARTED:
-            await manifests.commit(
-                lambda m, sid=segment.segment_id: m.with_state(sid, State.DELETE_STARTED, _now_ms()))
+            await manifests.commit(lambda m, sid=sid: m.with_state(sid, State.DELETE_STARTED, _now_ms()),
+                                   conflict_retries=CONFLICT_RETRIES)
         if segment.state in (State.COPY_STARTED, State.DELETE_STARTED):
             await store.delete_many([segment.data_key, segment.meta_key])
-            await manifests.commit(
-                lambda m, sid=segment.segment_id: m.with_state(sid, State.DELETE_FINISHED, _now_ms()))
+            await manifests.commit(lambda m, sid=sid: m.with_state(sid, State.DELETE_FINISHED, _now_ms()),
+                                   conflict_retries=CONFLICT_RETRIES)
             removed += 1
             log.info("%s: removed abandoned segment %s (offsets %d-%d)", keys, segment.segment_id,
                      segment.base_offset, segment.last_offset)

@@ -27,7 +27,7 @@ from remote_index.store import ObjectStore
 from .metrics import TieringMetrics
 from .partition_tier import PartitionTier, TopicPartitionRef
 from .policy import TieringSettings, TierPolicy
-from .rate_limit import TokenBucket
+from remote_index.rate_limit import TokenBucket
 from .uploader import SegmentUploader
 
 log = logging.getLogger("tiering")

@@ -29,7 +29,7 @@ from . import retention
 from .cleanup import collect_garbage
 from .metrics import TieringMetrics
 from .policy import TierPolicy
-from .uploader import SegmentUploader, UploadContext
+from .uploader import CONFLICT_RETRIES, SegmentUploader, UploadContext
 
 log = logging.getLogger("tiering")
 
@@ -139,7 +139,7 @@ class PartitionTier:
                 m = m.with_state(sid, State.DELETE_STARTED, now_ms)
             return m.with_log_start_offset(new_log_start)
 
-        await self.manifests.commit(start_delete)
+        await self.manifests.commit(start_delete, conflict_retries=CONFLICT_RETRIES)
         self._publish()
         if self.log.log_start_offset < new_log_start <= self.log.high_watermark:
             self.log.delete_records_before(new_log_start)
@@ -150,7 +150,7 @@ class PartitionTier:
                 m = m.with_state(sid, State.DELETE_FINISHED, now_ms)
             return m
 
-        await self.manifests.commit(finish_delete)
+        await self.manifests.commit(finish_delete, conflict_retries=CONFLICT_RETRIES)
         self.metrics.remote_deletes.labels(self.ref.topic).inc(len(doomed))
         log.info("%s: deleted %d remote segments [%d, %d) by %s; log start offset is now %d",
                  self.ref, len(doomed), doomed[0].base_offset, doomed[-1].next_offset, reason,
@@ -167,7 +167,8 @@ class PartitionTier:
         if doomed:
             await self.delete_remote_segments(doomed, offset, f"DeleteRecords to {offset}")
         elif offset > manifest.log_start_offset and manifest.finished_segments:
-            await self.manifests.commit(lambda m: m.with_log_start_offset(offset))
+            await self.manifests.commit(lambda m: m.with_log_start_offset(offset),
+                                         conflict_retries=CONFLICT_RETRIES)
             self._publish()
 
     def _update_gauges(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .rate_limit import UNLIMITED
+from remote_index.rate_limit import UNLIMITED
 
 
 @dataclass(frozen=True)

@@ -37,12 +37,15 @@ from remote_index.store import CompletedPart, ObjectStore
 
 from .metrics import TieringMetrics
 from .policy import TieringSettings, TierPolicy
-from .rate_limit import TokenBucket
+from remote_index.rate_limit import TokenBucket
 from .retry import Backoff, retrying
 
 log = logging.getLogger("tiering.upload")
 
 PARTS_IN_FLIGHT = 4
+# A create-only manifest put whose response was lost looks like a conflict with
+# ourselves: reload and re-apply (the change is idempotent) a few times.
+CONFLICT_RETRIES = 3
 
 
 def _now_ms() -> int:
@@ -81,14 +84,16 @@ class SegmentUploader:
             size_bytes=segment.size_bytes, now_ms=_now_ms(), max_timestamp=segment.max_timestamp_ms,
             compression=policy.chunk_compression)
         try:
-            await self._retry("manifest", lambda: manifests.commit(lambda m: m.with_segment(entry)))
+            await self._retry("manifest", lambda: manifests.commit(lambda m: m.with_segment(entry),
+                                                                   conflict_retries=CONFLICT_RETRIES))
             await self._upload_data(entry.data_key, encoder, segment.size_bytes)
             meta = encoder.meta(*index_bytes)
             meta_bytes = meta.to_bytes()
             await self.bucket.acquire(len(meta_bytes))
             await self._retry("put", lambda: self.store.put(entry.meta_key, meta_bytes))
             finished = entry.finished(meta, crc32c(meta_bytes), _now_ms())
-            await self._retry("manifest", lambda: manifests.commit(lambda m: m.with_segment(finished)))
+            await self._retry("manifest", lambda: manifests.commit(lambda m: m.with_segment(finished),
+                                                                   conflict_retries=CONFLICT_RETRIES))
         except Exception as exc:
             self.metrics.upload_errors.labels(ctx.topic).inc()
             await self._abandon(manifests, entry, exc)
@@ -162,15 +167,29 @@ class SegmentUploader:
 
     async def _abandon(self, manifests: ManifestStore, entry: RemoteSegment, cause: BaseException) -> None:
         """Best effort: record the attempt as deleted and remove its objects. Failures
-        here are left to garbage collection, which finds the same objects later."""
+        here are left to garbage collection, which finds the same objects later.
+
+        The state is checked inside the manifest change, against the newest version:
+        a commit whose response was lost may have landed after all, and a
+        COPY_FINISHED segment is never abandoned."""
         log.warning("upload of segment %d of %s failed (%s); abandoning attempt %s",
                     entry.base_offset, manifests.keys, cause, entry.segment_id)
+
+        def move_to(target):
+            def change(m):
+                current = m.segment(entry.segment_id)
+                if current is None or current.state is State.COPY_FINISHED:
+                    return m
+                return m.with_state(entry.segment_id, target, _now_ms())
+            return change
+
         try:
-            current = manifests.cached.segment(entry.segment_id) if manifests.cached else None
-            if current is not None and current.state is not State.COPY_FINISHED:
-                await manifests.commit(lambda m: m.with_state(entry.segment_id, State.DELETE_STARTED, _now_ms()))
+            manifest = await manifests.commit(move_to(State.DELETE_STARTED), conflict_retries=CONFLICT_RETRIES)
+            current = manifest.segment(entry.segment_id)
+            if current is not None and current.state is State.COPY_FINISHED:
+                log.info("attempt %s had committed after all; keeping it", entry.segment_id)
+                return
             await self.store.delete_many([entry.data_key, entry.meta_key])
-            if current is not None and current.state is not State.COPY_FINISHED:
-                await manifests.commit(lambda m: m.with_state(entry.segment_id, State.DELETE_FINISHED, _now_ms()))
+            await manifests.commit(move_to(State.DELETE_FINISHED), conflict_retries=CONFLICT_RETRIES)
         except Exception as exc:  # the bucket may well be down: garbage collection retries later
             log.info("cleanup of abandoned attempt %s deferred: %s", entry.segment_id, exc)

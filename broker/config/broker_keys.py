@@ -200,6 +200,17 @@ BROKER_KEYS: Mapping[str, ConfigDef] = key_table(
          "segments to upload and remote segments past retention.", validator=AtLeast(1)),
     _key("remote.log.manager.thread.pool.size", I, 10, "Most uploads and remote deletions in "
          "flight at once.", validator=AtLeast(1)),
+    _key("remote.log.reader.buffer.pool.bytes", L, 64 << 20, "Hard cap on the memory cold reads "
+         "hold: every chunk hydrated from the remote tier (and its decompressed form) is "
+         "reserved from this pool before its GET starts.", validator=AtLeast(1 << 20)),
+    _key("remote.log.reader.buffer.slab.bytes", I, 1 << 20, "Size of the reusable buffers the "
+         "cold-read pool is made of.", validator=AtLeast(4096)),
+    _key("remote.log.reader.prefetch.enable", B, True, "Hydrate the next chunks ahead of a "
+         "partition that is read sequentially from the remote tier."),
+    _key("remote.log.reader.prefetch.chunks", I, 4, "Most chunks kept hydrating ahead of one "
+         "sequential reader (the window starts at one and doubles).", validator=AtLeast(1)),
+    _key("remote.log.reader.prefetch.max.bytes", L, 32 << 20, "Most bytes of prefetched, not yet "
+         "read chunks held broker-wide (within the pool).", validator=AtLeast(0)),
     _key("remote.log.reader.threads", I, 10, "Most remote reads (cold fetches) in flight at "
          "once.", validator=AtLeast(1)),
     _key("log.local.retention.ms", L, -2, "Broker default for the topic key "

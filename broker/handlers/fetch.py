@@ -6,6 +6,15 @@ first batch of the first non-empty partition is returned whole even when it is
 larger (KIP-74), so a consumer always makes progress. Local data is handed to
 the connection as file regions and leaves by sendfile.
 
+Offsets below the local log start offset but inside the remote tier are read
+from the bucket (cold reads, `remote_index.remote_reader`). Cold reads run
+concurrently and are awaited only until the request's max wait: the hot
+partitions of a mixed Fetch are never held up longer than that, and a cold read
+that did not finish answers empty for its partition (its chunks keep hydrating,
+so the client's next Fetch finds them). A cold read that reaches the local log
+start continues from the local log in the same response, so a consumer crosses
+the tier boundary with no gap and no duplicate.
+
 When fewer than `min_bytes` are available the request waits, up to `max_wait_ms`,
 and is woken by any append to (or range change of) a partition it reads.
 Fetch sessions (KIP-227) are not kept: answering session id 0 tells clients to
@@ -18,46 +27,61 @@ import asyncio
 import contextlib
 import os
 
+from remote_index.remote_reader import RemoteReadError
+
 from ..log import OffsetOutOfRangeError
 from ..protocol import errors
 from ..protocol.primitives import FileRegion
 from ..protocol.schema import Struct
 from .common import resolve_topic
 
+
 async def handle(ctx, req):
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(req.max_wait_ms, 0) / 1000
     while True:
-        body, size, touched = _read(ctx, req)
+        fetch = _FetchPass(ctx, req, deadline)
+        await fetch.run()
         remaining = deadline - loop.time()
-        if size >= req.min_bytes or remaining <= 0 or not touched or body.get("error_code"):
-            return body
+        if fetch.size >= req.min_bytes or remaining <= 0 or not fetch.touched:
+            return fetch.body
         waiter = loop.create_future()
-        for partition in touched:
+        for partition in fetch.touched:
             partition.add_waiter(waiter)
         try:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(waiter, remaining)
         finally:
-            for partition in touched:
+            for partition in fetch.touched:
                 partition.remove_waiter(waiter)
-        _release(body)
+        _release(fetch.body)
 
 
-def _read(ctx, req):
-    """One pass over the requested partitions: (response body, record bytes, partitions read)."""
-    node = ctx.node
-    budget = req.max_bytes if ctx.version >= 3 else 0x7FFFFFFF
-    first_data_pending = True
-    size = 0
-    touched = []
-    responses = []
-    for fetch_topic in req.topics:
+class _FetchPass:
+    """One pass over the requested partitions; `body` is the response."""
+
+    def __init__(self, ctx, req, deadline: float):
+        self.ctx = ctx
+        self.node = ctx.node
+        self.req = req
+        self.deadline = deadline
+        self.budget = req.max_bytes if ctx.version >= 3 else 0x7FFFFFFF
+        self.size = 0
+        self.touched = []
+        self._cold = []  # (partition, fetch partition, response dict, byte limit, first)
+        self.body = Struct(throttle_time_ms=0, error_code=0, session_id=0, responses=[])
+
+    async def run(self) -> None:
+        for fetch_topic in self.req.topics:
+            self.body.responses.append(self._topic(fetch_topic))
+        if self._cold:
+            await self._read_cold()
+
+    def _topic(self, fetch_topic) -> dict:
         try:
-            topic = resolve_topic(node, ctx.version, fetch_topic.topic, fetch_topic.topic_id, 13)
+            topic = resolve_topic(self.node, self.ctx.version, fetch_topic.topic, fetch_topic.topic_id, 13)
         except errors.KafkaError as exc:
-            responses.append(_topic_error(fetch_topic, exc))
-            continue
+            return _topic_error(fetch_topic, exc)
         partitions = []
         for fp in fetch_topic.partitions:
             out = {"partition_index": fp.partition, "high_watermark": -1, "last_stable_offset": -1,
@@ -69,26 +93,75 @@ def _read(ctx, req):
             except errors.KafkaError as exc:
                 out["error_code"] = exc.code
                 continue
-            touched.append(partition)
-            plog = partition.log
-            limit = min(fp.partition_max_bytes, budget)
+            self.touched.append(partition)
+            self._read_local(partition, fp, out)
+        return {"topic": topic.name, "topic_id": topic.topic_id, "partitions": partitions}
+
+    def _read_local(self, partition, fp, out: dict) -> None:
+        plog = partition.log
+        limit = min(fp.partition_max_bytes, self.budget)
+        out.update(high_watermark=plog.high_watermark, last_stable_offset=plog.high_watermark,
+                   log_start_offset=plog.earliest_offset)
+        first = self.size == 0 and not self._cold
+        try:
+            result = plog.read(fp.fetch_offset, limit, min_one_batch=first)
+        except OffsetOutOfRangeError:
+            if plog.earliest_offset <= fp.fetch_offset < plog.log_start_offset:
+                # Cold: reserve the byte budget now so the partitions after it keep to max_bytes.
+                self._cold.append((partition, fp, out, limit, first))
+                self.budget = max(self.budget - limit, 0)
+            else:
+                out["error_code"] = errors.OffsetOutOfRange.code
+            return
+        self._add(partition, out, result.records)
+
+    def _add(self, partition, out: dict, records) -> None:
+        if records is None:
+            return
+        pieces = records if isinstance(records, list) else [records]
+        n = sum(len(p) for p in pieces)
+        out["records"] = records
+        if n:
+            self.size += n
+            self.budget = max(self.budget - n, 0)
+            self.node.metrics.bytes_out.labels(partition.topic.name).inc(n)
+
+    async def _read_cold(self) -> None:
+        loop = asyncio.get_running_loop()
+        tasks = [asyncio.ensure_future(self._read_one_cold(*job)) for job in self._cold]
+        done, pending = await asyncio.wait(tasks, timeout=max(self.deadline - loop.time(), 0))
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _read_one_cold(self, partition, fp, out: dict, limit: int, first: bool) -> None:
+        plog = partition.log
+        tier = self.node.tiering.tier_of(partition.tier_ref)
+        manifest = tier.manifest if tier is not None else None
+        if manifest is None:
+            out["error_code"] = errors.OffsetOutOfRange.code
+            return
+        upper_bound = plog.log_start_offset
+        try:
+            read = await self.node.remote_reader.read(
+                partition.topic.name, partition.index, manifest, fp.fetch_offset, limit,
+                upper_bound=upper_bound, min_one_batch=first, deadline=self.deadline)
+        except RemoteReadError as exc:
+            # Corrupt data is never served; clients surface this error. An unreachable
+            # store is retriable: clients back off and fetch again.
+            out["error_code"] = (errors.UnknownServerError.code if exc.corrupt
+                                 else errors.KafkaStorageError.code)
+            return
+        pieces = [read.records] if read.records else []
+        if read.next_offset >= upper_bound and len(read.records) < limit:
+            # The cold read reached the local log: continue there in the same answer.
             try:
-                result = plog.read(fp.fetch_offset, limit, min_one_batch=first_data_pending)
+                local = plog.read(upper_bound, limit - len(read.records), min_one_batch=not pieces)
             except OffsetOutOfRangeError:
-                out.update(error_code=errors.OffsetOutOfRange.code,
-                           high_watermark=plog.high_watermark, last_stable_offset=plog.high_watermark,
-                           log_start_offset=plog.log_start_offset)
-                continue
-            out.update(high_watermark=result.high_watermark, last_stable_offset=result.high_watermark,
-                       log_start_offset=result.log_start_offset, records=b"" if result.records is None else result.records)
-            if result.records is not None and len(result.records):
-                n = len(result.records)
-                size += n
-                budget = max(budget - n, 0)
-                first_data_pending = False
-                node.metrics.bytes_out.labels(topic.name).inc(n)
-        responses.append({"topic": topic.name, "topic_id": topic.topic_id, "partitions": partitions})
-    return Struct(throttle_time_ms=0, error_code=0, session_id=0, responses=responses), size, touched
+                local = None
+            if local is not None and local.records:
+                pieces.append(local.records)
+        self._add(partition, out, pieces if len(pieces) > 1 else (pieces[0] if pieces else b""))
 
 
 def _topic_error(fetch_topic, exc):
@@ -103,9 +176,10 @@ def _release(body) -> None:
     for topic in body["responses"]:
         for partition in topic["partitions"]:
             records = partition.get("records")
-            if isinstance(records, FileRegion):
-                with contextlib.suppress(OSError):
-                    os.close(records.fd)
+            for piece in records if isinstance(records, list) else [records]:
+                if isinstance(piece, FileRegion):
+                    with contextlib.suppress(OSError):
+                        os.close(piece.fd)
 
 
 def error_response(req, version, error):

@@ -100,6 +100,14 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes: ...
 
+    async def get_into(self, key: str, start: int, end: int, buffer: memoryview) -> int:
+        """Read bytes [start, end) into `buffer` (at least end - start long); returns the
+        count. Backends override this to stream into the buffer without holding a
+        second copy of the range, which is what keeps cold reads inside their pool."""
+        data = await self.get(key, start, end)
+        buffer[: len(data)] = data
+        return len(data)
+
     @abc.abstractmethod
     async def head(self, key: str) -> ObjectInfo | None: ...
 

@@ -1,0 +1,137 @@
+"""The memory pool cold reads hydrate into: reusable fixed-size slabs under a hard byte cap.
+
+Every byte a cold read holds (a chunk as downloaded, and its decompressed form)
+is *reserved* from the pool before the GET starts (reserve before you download,
+after Redpanda's cloud_storage). A reservation is a `Lease` of whole slabs; a
+lease of one slab hands out a reused `bytearray` from the free list, a larger
+one (a chunk bigger than a slab) gets a fresh buffer accounted as that many
+slabs. So the bytes held by leases never exceed `cap_bytes`, whatever the load.
+
+When the pool is full, `reserve` first asks the `reclaim` callback (the chunk
+cache evicting least-recently-used, unpinned chunks) and then waits, at most
+until its deadline, for a release; a reservation that cannot be met in time
+raises `PoolExhausted` and the fetch answers with what it has.
+
+Waiters are served in arrival order. Not thread-safe: event loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Callable
+
+DEFAULT_SLAB_BYTES = 1 << 20
+
+
+class PoolExhausted(Exception):
+    """No room in the pool before the caller's deadline."""
+
+
+class Lease:
+    """Slabs reserved from the pool; `buffer` is at least `nbytes` long. Release once."""
+
+    __slots__ = ("pool", "slabs", "nbytes", "buffer", "_released")
+
+    def __init__(self, pool: "BufferPool", slabs: int, nbytes: int, buffer: bytearray):
+        self.pool = pool
+        self.slabs = slabs
+        self.nbytes = nbytes
+        self.buffer = buffer
+        self._released = False
+
+    @property
+    def view(self) -> memoryview:
+        return memoryview(self.buffer)[: self.nbytes]
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self.pool._give_back(self)
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+
+class BufferPool:
+    def __init__(self, cap_bytes: int, slab_bytes: int = DEFAULT_SLAB_BYTES):
+        if cap_bytes < slab_bytes:
+            raise ValueError(f"pool cap {cap_bytes} is smaller than one slab ({slab_bytes})")
+        self.slab_bytes = slab_bytes
+        self.capacity_slabs = cap_bytes // slab_bytes
+        self.used_slabs = 0
+        self._free: list[bytearray] = []
+        self._queue: collections.deque[object] = collections.deque()  # tickets of waiting reservations
+        self._changed = asyncio.Event()
+        self.reclaim: Callable[[int], int] | None = None  # slabs wanted -> slabs freed
+        self.waits = 0
+        self.exhausted = 0
+
+    @property
+    def cap_bytes(self) -> int:
+        return self.capacity_slabs * self.slab_bytes
+
+    @property
+    def bytes_in_use(self) -> int:
+        return self.used_slabs * self.slab_bytes
+
+    def slabs_for(self, nbytes: int) -> int:
+        return max(1, -(-nbytes // self.slab_bytes))
+
+    def try_reserve(self, nbytes: int) -> Lease | None:
+        """A lease now, evicting cached chunks if needed, or None (never waits)."""
+        slabs = self.slabs_for(nbytes)
+        if slabs > self.capacity_slabs:
+            raise PoolExhausted(f"a read of {nbytes} bytes is larger than the whole pool ({self.cap_bytes})")
+        if self._queue or not self._fits(slabs):
+            return None
+        return self._lease(slabs, nbytes)
+
+    async def reserve(self, nbytes: int, deadline: float) -> Lease:
+        """A lease of `nbytes`, waiting until loop time `deadline` at most."""
+        lease = self.try_reserve(nbytes)
+        if lease is not None:
+            return lease
+        slabs = self.slabs_for(nbytes)
+        loop = asyncio.get_running_loop()
+        ticket = object()
+        self._queue.append(ticket)
+        self.waits += 1
+        try:
+            while True:
+                if self._queue[0] is ticket and self._fits(slabs):
+                    return self._lease(slabs, nbytes)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    self.exhausted += 1
+                    raise PoolExhausted(f"no room for {nbytes} bytes in the {self.cap_bytes}-byte pool in time")
+                self._changed.clear()
+                try:
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            self._queue.remove(ticket)
+            self._changed.set()  # the next in line re-checks
+
+    def _fits(self, slabs: int) -> bool:
+        free = self.capacity_slabs - self.used_slabs
+        if free < slabs and self.reclaim is not None:
+            free += self.reclaim(slabs - free)
+        return self.capacity_slabs - self.used_slabs >= slabs
+
+    def _lease(self, slabs: int, nbytes: int) -> Lease:
+        self.used_slabs += slabs
+        if slabs == 1 and self._free:
+            buffer = self._free.pop()
+        else:
+            buffer = bytearray(slabs * self.slab_bytes if slabs == 1 else nbytes)
+        return Lease(self, slabs, nbytes, buffer)
+
+    def _give_back(self, lease: Lease) -> None:
+        self.used_slabs -= lease.slabs
+        if lease.slabs == 1:
+            self._free.append(lease.buffer)
+        lease.buffer = bytearray()
+        self._changed.set()

@@ -1,0 +1,153 @@
+"""Hydrated chunks in memory: hydrate (bucket -> pool buffer), serve, evict (LRU).
+
+A chunk is hydrated by one ranged GET into a buffer reserved from the pool
+before the GET starts, then verified (stored CRC-32C, decompression into a
+second reserved buffer, original CRC-32C) in a worker thread. Only a chunk
+that passed every check enters the cache, so no byte of a corrupt chunk can
+reach a client.
+
+Concurrent requests for one chunk share a single hydration (single flight).
+Readers *pin* a chunk while they copy batches out of it; eviction (asked for by
+the pool when a reservation does not fit) takes least-recently-used unpinned
+chunks. A chunk hydrated by prefetch and evicted before anyone read it counts
+as a wasted prefetch.
+
+Not thread-safe: event loop only (the worker thread only sees buffers it was
+handed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import dataclass
+
+from .buffer_pool import BufferPool, Lease
+from .rate_limit import TokenBucket
+from .read_metrics import ReadMetrics
+from .segment_format import ChunkEntry, decode_chunk
+from .store import ObjectStore
+
+log = logging.getLogger("remote_index.cache")
+
+ChunkId = tuple[str, int]  # (data object key, chunk index)
+
+
+@dataclass(eq=False)
+class HydratedChunk:
+    chunk_id: ChunkId
+    entry: ChunkEntry
+    data: memoryview  # the chunk's original bytes: whole record batches
+    leases: list[Lease]
+    topic: str
+    pins: int = 0
+    prefetched: bool = False  # hydrated ahead of demand and not read yet
+
+    @property
+    def slabs(self) -> int:
+        return sum(lease.slabs for lease in self.leases)
+
+
+class ChunkCache:
+    def __init__(self, store: ObjectStore, pool: BufferPool, metrics: ReadMetrics, rate: TokenBucket):
+        self.store = store
+        self.pool = pool
+        self.metrics = metrics
+        self.rate = rate
+        self._chunks: collections.OrderedDict[ChunkId, HydratedChunk] = collections.OrderedDict()
+        self._flights: dict[ChunkId, asyncio.Task] = {}
+        pool.reclaim = self.evict
+
+    def cached(self, chunk_id: ChunkId) -> HydratedChunk | None:
+        return self._chunks.get(chunk_id)
+
+    def prefetched_chunks(self) -> list[HydratedChunk]:
+        """Chunks hydrated ahead of demand that nobody has read yet."""
+        return [c for c in self._chunks.values() if c.prefetched]
+
+    async def get(self, data_key: str, entry: ChunkEntry, compression: str, topic: str, deadline: float,
+                  *, prefetch: bool = False) -> HydratedChunk:
+        """The verified chunk, pinned (call `unpin`), hydrating it if needed.
+        Raises PoolExhausted past `deadline`, CorruptChunkError, StoreError."""
+        chunk_id = (data_key, entry.index)
+        chunk = self._chunks.get(chunk_id)
+        if chunk is not None:
+            self._chunks.move_to_end(chunk_id)
+            if not prefetch:
+                if chunk.prefetched:
+                    self.metrics.prefetch_hits.inc()
+                chunk.prefetched = False
+            chunk.pins += 1
+            return chunk
+        if not prefetch:
+            self.metrics.prefetch_misses.inc()
+        flight = self._flights.get(chunk_id)
+        if flight is None:
+            flight = asyncio.ensure_future(self._hydrate(data_key, entry, compression, topic, deadline, prefetch))
+            self._flights[chunk_id] = flight
+            flight.add_done_callback(lambda t, cid=chunk_id: self._landed(cid, t))
+        chunk = await asyncio.shield(flight)
+        if not prefetch:
+            chunk.prefetched = False
+        chunk.pins += 1
+        self._chunks.move_to_end(chunk_id)
+        return chunk
+
+    def _landed(self, chunk_id: ChunkId, flight: asyncio.Task) -> None:
+        """A hydration ended; its outcome may have no waiter left (prefetch, timed-out read)."""
+        self._flights.pop(chunk_id, None)
+        if not flight.cancelled() and flight.exception() is not None:
+            log.debug("hydrating %s chunk %d failed: %s", chunk_id[0], chunk_id[1], flight.exception())
+
+    def unpin(self, chunk: HydratedChunk) -> None:
+        chunk.pins -= 1
+
+    async def _hydrate(self, data_key: str, entry: ChunkEntry, compression: str, topic: str,
+                       deadline: float, prefetch: bool) -> HydratedChunk:
+        stored = await self.pool.reserve(entry.object_length, deadline)
+        leases = [stored]
+        try:
+            await self.rate.acquire(entry.object_length)
+            await self.store.get_into(data_key, entry.object_offset, entry.object_end, stored.view)
+            self.metrics.get_requests.labels(topic).inc()
+            self.metrics.bytes_read.labels(topic).inc(entry.object_length)
+            out = None
+            if entry.compressed:
+                decoded = await self.pool.reserve(entry.length, deadline)
+                leases.append(decoded)
+                out = decoded.view
+            data = await asyncio.to_thread(decode_chunk, stored.view, entry, compression, key=data_key, out=out)
+            if entry.compressed:
+                stored.release()
+                leases.remove(stored)
+        except BaseException:
+            for lease in leases:
+                lease.release()
+            raise
+        chunk = HydratedChunk((data_key, entry.index), entry, data, leases, topic, prefetched=prefetch)
+        self._chunks[chunk.chunk_id] = chunk
+        return chunk
+
+    def evict(self, slabs_wanted: int) -> int:
+        """Drop least-recently-used unpinned chunks until `slabs_wanted` slabs are free."""
+        freed = 0
+        for chunk_id in list(self._chunks):
+            if freed >= slabs_wanted:
+                break
+            chunk = self._chunks[chunk_id]
+            if chunk.pins:
+                continue
+            del self._chunks[chunk_id]
+            if chunk.prefetched:
+                self.metrics.prefetch_wasted.inc()
+            freed += chunk.slabs
+            for lease in chunk.leases:
+                lease.release()
+        return freed
+
+    def close(self) -> None:
+        """Cancel hydrations in flight and release every unpinned chunk."""
+        for flight in list(self._flights.values()):
+            flight.cancel()
+        self.evict(1 << 62)

@@ -1,0 +1,297 @@
+"""Cold reads: serve a Fetch for offsets the local log no longer has, from the bucket.
+
+    manifest lookup -> segment meta (cached) -> chunk (hydrated into the pool,
+    verified) -> the whole record batches from the requested offset up to the
+    byte budget, continuing into the next chunks and segments
+
+A read stops before `upper_bound` (the local log start offset), so the caller
+continues from the local log with no gap and no duplicate. Reads are bounded:
+at most `concurrency` run at once (hot produce and fetch never wait on them), an
+optional bytes-per-second limit applies to what they download, and every byte
+they hold comes from the pool. A read that runs out of time or pool space
+answers with the batches it already has (possibly none): Kafka clients simply
+fetch again.
+
+Sequential readers are detected per partition (a read starting where the last
+one ended) and get the next chunks hydrated ahead of them, across segment
+boundaries: one chunk at first, doubling with each sequential read up to
+`prefetch_chunks`, and never more than `prefetch_bytes` of not-yet-read
+prefetched data broker-wide. Prefetch only takes pool space that is free.
+
+Remote bytes live in memory only: nothing is written to a file, so cold reads
+leave the page cache alone. Not thread-safe: event loop only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from dataclasses import dataclass
+
+from broker.protocol.records import BATCH_HEADER_SIZE, parse_batch_header
+
+from .buffer_pool import BufferPool, PoolExhausted
+from .chunk_cache import ChunkCache
+from .manifest import PartitionManifest, RemoteSegment
+from .rate_limit import UNLIMITED, TokenBucket
+from .read_metrics import ReadMetrics
+from .segment_format import CorruptChunkError, CorruptSegmentMetaError, SegmentMeta, chunk_for_offset
+from .store import ObjectStore, StoreError
+
+log = logging.getLogger("remote_index.read")
+
+MAX_READERS_TRACKED = 1024
+
+
+class RemoteReadError(Exception):
+    """A remote read failed; `corrupt` tells bad data (never served) from an unreachable store."""
+
+    def __init__(self, message: str, *, corrupt: bool):
+        super().__init__(message)
+        self.corrupt = corrupt
+
+
+@dataclass(frozen=True)
+class ReadSettings:
+    pool_bytes: int = 64 << 20
+    slab_bytes: int = 1 << 20
+    concurrency: int = 10
+    bytes_per_s: int = UNLIMITED
+    prefetch_chunks: int = 4
+    prefetch_bytes: int = 32 << 20
+    meta_cache_entries: int = 256
+    prefetch: bool = True
+
+    @classmethod
+    def from_broker_config(cls, config) -> "ReadSettings":
+        return cls(
+            pool_bytes=config.get("remote.log.reader.buffer.pool.bytes"),
+            slab_bytes=config.get("remote.log.reader.buffer.slab.bytes"),
+            concurrency=config.get("remote.log.reader.threads"),
+            bytes_per_s=config.get("remote.log.manager.fetch.max.bytes.per.second"),
+            prefetch_chunks=config.get("remote.log.reader.prefetch.chunks"),
+            prefetch_bytes=config.get("remote.log.reader.prefetch.max.bytes"),
+            prefetch=config.get("remote.log.reader.prefetch.enable"),
+        )
+
+
+@dataclass(frozen=True)
+class RemoteRead:
+    records: bytes  # whole batches, possibly none
+    next_offset: int  # where the next read continues
+
+
+@dataclass
+class _ReaderState:
+    """Where a partition's reader is, for sequential detection."""
+
+    next_offset: int
+    window: int = 0
+
+
+class RemoteLogReader:
+    def __init__(self, store: ObjectStore, settings: ReadSettings, metrics: ReadMetrics):
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.pool = BufferPool(settings.pool_bytes, settings.slab_bytes)
+        self.cache = ChunkCache(store, self.pool, metrics, TokenBucket(settings.bytes_per_s))
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._metas: collections.OrderedDict[str, SegmentMeta] = collections.OrderedDict()
+        self._meta_flights: dict[str, asyncio.Task] = {}
+        self._readers: collections.OrderedDict[tuple[str, int], _ReaderState] = collections.OrderedDict()
+        self._prefetches: set[asyncio.Task] = set()  # background hydrations (prefetch, warm-up)
+        self._warming: set[tuple[str, int, int]] = set()
+
+    # -- reads ---------------------------------------------------------------
+
+    async def read(self, topic: str, partition: int, manifest: PartitionManifest, offset: int, max_bytes: int,
+                   *, upper_bound: int, min_one_batch: bool, deadline: float) -> RemoteRead:
+        """Whole batches from the one holding `offset`, below `upper_bound`, within `max_bytes`
+        (but at least one batch when `min_one_batch`). Empty when nothing fit in time; then
+        the chunks it needs are hydrated in the background for the client's next Fetch."""
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(self._slots.acquire(), max(deadline - loop.time(), 0))
+        except asyncio.TimeoutError:
+            self._warm(topic, partition, manifest, offset, max_bytes, upper_bound)
+            return RemoteRead(b"", offset)
+        try:
+            out, end_offset, last = await self._collect(topic, manifest, offset, max_bytes, upper_bound,
+                                                        min_one_batch, deadline)
+        except (CorruptChunkError, CorruptSegmentMetaError) as exc:
+            self.metrics.corrupt_chunks.labels(topic).inc()
+            self.metrics.fetch_errors.labels("corrupt").inc()
+            log.error("%s-%d: refusing to serve offset %d: %s", topic, partition, offset, exc)
+            raise RemoteReadError(str(exc), corrupt=True) from None
+        except StoreError as exc:
+            self.metrics.fetch_errors.labels("store").inc()
+            raise RemoteReadError(f"remote read of {topic}-{partition} at {offset} failed: {exc}",
+                                  corrupt=False) from None
+        finally:
+            self._slots.release()
+            self.metrics.pool_bytes.set(self.pool.bytes_in_use)
+        self.metrics.fetch_requests.labels(topic).inc()
+        self.metrics.fetch_bytes.labels(topic).inc(len(out))
+        self.metrics.fetch_latency.observe(time.monotonic() - started)
+        if not out and loop.time() >= deadline:
+            self._warm(topic, partition, manifest, offset, max_bytes, upper_bound)
+        if out and self.settings.prefetch:
+            self._prefetch_after(topic, partition, manifest, offset, end_offset, last, upper_bound)
+        return RemoteRead(bytes(out), end_offset)
+
+    def _warm(self, topic, partition, manifest, offset, max_bytes, upper_bound) -> None:
+        """Out of time before any batch: read anyway in the background (bounded by the
+        same slots and pool), so the chunks are hydrated when the client asks again."""
+        key = (topic, partition, offset)
+        if key in self._warming:
+            return
+        self._warming.add(key)
+
+        async def warm() -> None:
+            loop = asyncio.get_running_loop()
+            try:
+                async with self._slots:
+                    await self._collect(topic, manifest, offset, max_bytes, upper_bound, True, loop.time() + 10)
+            except Exception:
+                pass  # the client's next read reports real errors
+            finally:
+                self._warming.discard(key)
+
+        self._track(asyncio.ensure_future(warm()))
+
+    def _track(self, task: asyncio.Task) -> None:
+        self._prefetches.add(task)
+        task.add_done_callback(self._prefetches.discard)
+
+    async def _collect(self, topic, manifest, offset, max_bytes, upper_bound, min_one_batch, deadline):
+        out = bytearray()
+        position = offset
+        last = None  # (segment, chunk index) of the last chunk touched
+        segment = manifest.segment_for_offset(offset)
+        while segment is not None and position < upper_bound:
+            meta = await self._meta(segment, deadline)
+            index = chunk_for_offset(meta, position)
+            while index is not None and index < len(meta.chunks) and position < upper_bound:
+                entry = meta.chunks[index]
+                try:
+                    chunk = await self.cache.get(segment.data_key, entry, meta.compression, topic, deadline)
+                except PoolExhausted:
+                    self.metrics.pool_exhausted.inc()
+                    return out, position, last
+                try:
+                    position, full = _copy_batches(chunk.data, out, position, upper_bound, max_bytes,
+                                                   min_one_batch and not out)
+                finally:
+                    self.cache.unpin(chunk)
+                last = (segment, index)
+                if full:
+                    return out, position, last
+                index += 1
+            segment = _next_segment(manifest, segment)
+        return out, position, last
+
+    async def _meta(self, segment: RemoteSegment, deadline: float) -> SegmentMeta:
+        meta = self._metas.get(segment.meta_key)
+        if meta is not None:
+            self._metas.move_to_end(segment.meta_key)
+            return meta
+        flight = self._meta_flights.get(segment.meta_key)
+        if flight is None:
+            flight = asyncio.ensure_future(self._load_meta(segment))
+            self._meta_flights[segment.meta_key] = flight
+            flight.add_done_callback(lambda t, key=segment.meta_key: self._meta_flights.pop(key, None))
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(asyncio.shield(flight), max(deadline - loop.time(), 0.001))
+        except asyncio.TimeoutError:
+            raise PoolExhausted("segment meta not loaded in time") from None
+
+    async def _load_meta(self, segment: RemoteSegment) -> SegmentMeta:
+        data = await self.store.get(segment.meta_key)
+        meta = await asyncio.to_thread(SegmentMeta.from_bytes, data, key=segment.meta_key,
+                                       expected_crc32c=segment.meta_crc32c)
+        self._metas[segment.meta_key] = meta
+        while len(self._metas) > self.settings.meta_cache_entries:
+            self._metas.popitem(last=False)
+        return meta
+
+    # -- prefetch ------------------------------------------------------------
+
+    def _prefetch_after(self, topic, partition, manifest, offset, end_offset, last, upper_bound) -> None:
+        key = (topic, partition)
+        state = self._readers.get(key)
+        if state is not None and state.next_offset == offset:
+            state.window = min(max(1, state.window * 2), self.settings.prefetch_chunks)
+        else:
+            state = _ReaderState(end_offset)
+        state.next_offset = end_offset
+        self._readers[key] = state
+        self._readers.move_to_end(key)
+        while len(self._readers) > MAX_READERS_TRACKED:
+            self._readers.popitem(last=False)
+        if state.window and last is not None:
+            self._track(asyncio.ensure_future(self._prefetch(topic, manifest, last, state.window, upper_bound)))
+
+    async def _prefetch(self, topic, manifest, last, window: int, upper_bound: int) -> None:
+        segment, index = last
+        loop = asyncio.get_running_loop()
+        try:
+            for _ in range(window):
+                meta = await self._meta(segment, loop.time() + 5)
+                index += 1
+                if index >= len(meta.chunks):
+                    segment = _next_segment(manifest, segment)
+                    if segment is None:
+                        return
+                    meta = await self._meta(segment, loop.time() + 5)
+                    index = 0
+                entry = meta.chunks[index]
+                if entry.first_offset >= upper_bound or self._prefetched_bytes() >= self.settings.prefetch_bytes:
+                    return
+                if self.cache.cached((segment.data_key, index)) is not None:
+                    continue
+                chunk = await self.cache.get(segment.data_key, entry, meta.compression, topic, loop.time(),
+                                             prefetch=True)
+                self.cache.unpin(chunk)
+        except (PoolExhausted, StoreError, CorruptChunkError, CorruptSegmentMetaError):
+            return  # prefetch is an optimisation: the demand read reports real errors
+
+    def _prefetched_bytes(self) -> int:
+        return sum(c.slabs for c in self.cache.prefetched_chunks()) * self.pool.slab_bytes
+
+    async def close(self) -> None:
+        for task in list(self._prefetches) + list(self._meta_flights.values()):
+            task.cancel()
+        self.cache.close()
+
+
+def _next_segment(manifest: PartitionManifest, segment: RemoteSegment) -> RemoteSegment | None:
+    for candidate in manifest.finished_segments:
+        if candidate.base_offset > segment.base_offset:
+            return candidate
+    return None
+
+
+def _copy_batches(data: memoryview, out: bytearray, position: int, upper_bound: int, max_bytes: int,
+                  min_one: bool) -> tuple[int, bool]:
+    """Append the chunk's batches holding offsets >= `position` and starting below
+    `upper_bound` to `out` while they fit in `max_bytes` (the first one always when
+    `min_one`). Returns (next offset to read, whether the budget or bound was hit)."""
+    pos = 0
+    end = len(data)
+    while pos + BATCH_HEADER_SIZE <= end:
+        header = parse_batch_header(data, pos)
+        size = header.size
+        if header.base_offset >= upper_bound:
+            return position, True
+        if header.last_offset >= position:
+            if len(out) + size > max_bytes and not (min_one and not out):
+                return position, True
+            out += data[pos:pos + size]
+            position = header.next_offset
+        pos += size
+    return position, False
