@@ -30,6 +30,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from broker.protocol.record_decoding import record_timestamps
 from broker.protocol.records import BATCH_HEADER_SIZE, parse_batch_header
 
 from .buffer_pool import BufferPool, PoolExhausted
@@ -37,7 +38,13 @@ from .chunk_cache import ChunkCache
 from .manifest import PartitionManifest, RemoteSegment
 from .rate_limit import UNLIMITED, TokenBucket
 from .read_metrics import ReadMetrics
-from .segment_format import CorruptChunkError, CorruptSegmentMetaError, SegmentMeta, chunk_for_offset
+from .segment_format import (
+    CorruptChunkError,
+    CorruptSegmentMetaError,
+    SegmentMeta,
+    chunk_for_offset,
+    chunk_for_timestamp,
+)
 from .store import ObjectStore, StoreError
 
 log = logging.getLogger("remote_index.read")
@@ -219,6 +226,46 @@ class RemoteLogReader:
             self._metas.popitem(last=False)
         return meta
 
+    async def offset_for_timestamp(self, topic: str, manifest: PartitionManifest, timestamp: int,
+                                   deadline: float) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first remote record with a timestamp >= `timestamp`,
+        or None when the remote tier holds none. Uses each segment's max timestamp,
+        then the meta's per-chunk max timestamps, then the records of one batch."""
+        start = manifest.remote_log_start_offset
+        if start is None:
+            return None
+        try:
+            return await self._find_offset_for_timestamp(topic, manifest, timestamp, start, deadline)
+        except (CorruptChunkError, CorruptSegmentMetaError) as exc:
+            self.metrics.corrupt_chunks.labels(topic).inc()
+            raise RemoteReadError(str(exc), corrupt=True) from None
+        except (StoreError, PoolExhausted) as exc:
+            raise RemoteReadError(f"remote timestamp lookup in {topic} failed: {exc}", corrupt=False) from None
+
+    async def _find_offset_for_timestamp(self, topic, manifest, timestamp, start, deadline):
+        for segment in manifest.finished_segments:
+            if segment.next_offset <= start or segment.max_timestamp < timestamp:
+                continue
+            meta = await self._meta(segment, deadline)
+            index = chunk_for_timestamp(meta, timestamp)
+            while index is not None and index < len(meta.chunks):
+                entry = meta.chunks[index]
+                chunk = await self.cache.get(segment.data_key, entry, meta.compression, topic, deadline)
+                try:
+                    found = _find_timestamp(chunk.data, timestamp, start)
+                finally:
+                    self.cache.unpin(chunk)
+                if found is not None:
+                    return found
+                index += 1
+        return None
+
+    def max_timestamp(self, manifest: PartitionManifest) -> int:
+        """The largest record timestamp the remote tier holds (-1 when none)."""
+        start = manifest.remote_log_start_offset
+        return max((s.max_timestamp for s in manifest.finished_segments
+                    if start is not None and s.next_offset > start), default=-1)
+
     # -- prefetch ------------------------------------------------------------
 
     def _prefetch_after(self, topic, partition, manifest, offset, end_offset, last, upper_bound) -> None:
@@ -273,6 +320,18 @@ def _next_segment(manifest: PartitionManifest, segment: RemoteSegment) -> Remote
     for candidate in manifest.finished_segments:
         if candidate.base_offset > segment.base_offset:
             return candidate
+    return None
+
+
+def _find_timestamp(data: memoryview, timestamp: int, min_offset: int) -> tuple[int, int] | None:
+    pos = 0
+    while pos + BATCH_HEADER_SIZE <= len(data):
+        header = parse_batch_header(data, pos)
+        if header.max_timestamp >= timestamp and header.last_offset >= min_offset and not header.is_control:
+            for offset, ts in record_timestamps(data, pos, verify_crc=False):
+                if offset >= min_offset and ts >= timestamp:
+                    return offset, ts
+        pos += header.size
     return None
 
 
