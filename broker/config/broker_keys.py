@@ -72,6 +72,11 @@ BROKER_KEYS: Mapping[str, ConfigDef] = key_table(
          "metrics; empty for all interfaces."),
     _key("metrics.port", I, 9464, "Port of the Prometheus metrics endpoint: -1 disables it, 0 "
          "picks a free port.", validator=Between(-1, 65535)),
+    _key("admin.http.host", S, "127.0.0.1", "Interface of the HTTP admin endpoint (tier status, "
+         "rollback, recover; used by `tierbroker tier`); empty for all interfaces. It has no "
+         "authentication: keep it on loopback or a private network."),
+    _key("admin.http.port", I, 9465, "Port of the HTTP admin endpoint: -1 disables it, 0 picks a "
+         "free port.", validator=Between(-1, 65535)),
     _key("controlled.shutdown.enable", B, True, "Accepted for Kafka compatibility (a single "
          "broker has no leadership to hand over)."),
     # --- topics

@@ -33,6 +33,7 @@ class BrokerProcess:
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "log.dirs": str(self.data_dir / "logs"),
             "metrics.port": "-1",
+            "admin.http.port": "-1",
             **(overrides or {}),
         }
         self.log_path = self.data_dir / f"broker-{self.port}.log"
