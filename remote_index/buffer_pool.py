@@ -5,7 +5,9 @@ is *reserved* from the pool before the GET starts (reserve before you download,
 after Redpanda's cloud_storage). A reservation is a `Lease` of whole slabs; a
 lease of one slab hands out a reused `bytearray` from the free list, a larger
 one (a chunk bigger than a slab) gets a fresh buffer accounted as that many
-slabs. So the bytes held by leases never exceed `cap_bytes`, whatever the load.
+slabs, after dropping as many idle slabs from the free list as it displaces.
+So the bytes held by leases plus the idle slabs kept for reuse never exceed
+`cap_bytes`, whatever the load.
 
 When the pool is full, `reserve` first asks the `reclaim` callback (the chunk
 cache evicting least-recently-used, unpinned chunks) and then waits, at most
@@ -126,6 +128,9 @@ class BufferPool:
         if slabs == 1 and self._free:
             buffer = self._free.pop()
         else:
+            # Idle slabs kept for reuse are memory too: drop those the new lease
+            # displaces, so leased + free never exceeds the cap.
+            del self._free[max(self.capacity_slabs - self.used_slabs, 0):]
             buffer = bytearray(slabs * self.slab_bytes if slabs == 1 else nbytes)
         return Lease(self, slabs, nbytes, buffer)
 
