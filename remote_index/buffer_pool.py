@@ -65,7 +65,7 @@ class BufferPool:
         self.used_slabs = 0
         self._free: list[bytearray] = []
         self._queue: collections.deque[object] = collections.deque()  # tickets of waiting reservations
-        self._changed = asyncio.Event()
+        self._wakeups: list[asyncio.Future] = []  # one per waiter; resolved on any change
         self.reclaim: Callable[[int], int] | None = None  # slabs wanted -> slabs freed
         self.waits = 0
         self.exhausted = 0
@@ -108,14 +108,20 @@ class BufferPool:
                 if remaining <= 0:
                     self.exhausted += 1
                     raise PoolExhausted(f"no room for {nbytes} bytes in the {self.cap_bytes}-byte pool in time")
-                self._changed.clear()
+                # A future of its own per wait, not a shared Event that waiters clear:
+                # one waiter's clear() could swallow the set() another was about to
+                # see (on 3.11 wait_for runs Event.wait in a task that starts later).
+                wakeup = loop.create_future()
+                self._wakeups.append(wakeup)
                 try:
-                    await asyncio.wait_for(self._changed.wait(), remaining)
-                except asyncio.TimeoutError:
-                    pass
+                    await asyncio.wait((wakeup,), timeout=remaining)
+                finally:
+                    if not wakeup.done():
+                        wakeup.cancel()
+                        self._wakeups.remove(wakeup)
         finally:
             self._queue.remove(ticket)
-            self._changed.set()  # the next in line re-checks
+            self._wake_all()  # the next in line re-checks
 
     def _fits(self, slabs: int) -> bool:
         free = self.capacity_slabs - self.used_slabs
@@ -139,4 +145,10 @@ class BufferPool:
         if lease.slabs == 1:
             self._free.append(lease.buffer)
         lease.buffer = bytearray()
-        self._changed.set()
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        wakeups, self._wakeups = self._wakeups, []
+        for wakeup in wakeups:
+            if not wakeup.done():
+                wakeup.set_result(None)
