@@ -18,7 +18,8 @@ Concurrency: not thread-safe. Every method runs on the event-loop thread, except
 `open` and `close`, which the server runs (in a thread) while nothing else uses
 the log. `flush` hands fsyncs to a worker thread that only sees dup'd
 descriptors; reads return `FileRegion`s over dup'd descriptors, so deleting a
-segment never breaks an in-flight fsync or sendfile.
+segment never breaks an in-flight fsync or sendfile. Timestamp lookups read and
+decode a batch or two on the loop thread (bounded; see `offset_for_timestamp`).
 """
 
 from __future__ import annotations
@@ -443,28 +444,48 @@ class PartitionLog:
         return ReadResult(None, end, self.log_start_offset)
 
     def offset_for_timestamp(self, timestamp_ms: int) -> tuple[int, int] | None:
-        """(offset, timestamp) of the earliest batch whose max timestamp is >= `timestamp_ms`.
+        """(offset, timestamp) of the first record at or after the log start offset
+        whose timestamp is >= `timestamp_ms`, as Kafka answers ListOffsets; None if none.
 
-        Batch granularity (records are never decompressed): the offset is the batch's
-        first offset, raised to the log start offset if the batch straddles it.
+        Exact to the record: the time index and batch headers find the batch, and
+        a batch of several records is decoded (decompressed if need be) to find
+        the record in it. That decoding happens only for these lookups, one
+        bounded batch at a time, never on the produce or fetch path.
         """
         self._check_usable()
         lso = self.log_start_offset
         for segment in self._segments:
             if segment.next_offset <= lso or segment.max_timestamp < timestamp_ms:
                 continue
-            header = segment.find_timestamp(timestamp_ms, max(lso, segment.base_offset))
-            if header is not None:
-                return max(header.base_offset, lso), header.max_timestamp
+            found = segment.find_timestamp(timestamp_ms, max(lso, segment.base_offset))
+            if found is not None:
+                return found
         return None
 
     def max_timestamp_and_offset(self) -> tuple[int, int]:
-        """(largest batch timestamp, first offset of the batch carrying it); (-1, -1) if none."""
-        best = (-1, -1)
+        """(largest timestamp, offset of the first record carrying it); (-1, -1) if none.
+
+        Decodes the batch carrying the largest timestamp (and the next one if that
+        batch straddles the log start offset). If DeleteRecords moved the log
+        start offset past every record carrying it (inside a segment that lives
+        on), the answer falls back to the log start offset paired with that
+        timestamp: finding the largest surviving one would mean decoding the
+        whole segment.
+        """
+        self._check_usable()
+        lso = self.log_start_offset
+        best = None
         for segment in self._segments:
-            if segment.next_offset > self.log_start_offset and segment.max_timestamp > best[0]:
-                best = (segment.max_timestamp, max(segment.offset_of_max_timestamp, self.log_start_offset))
-        return best
+            if segment.next_offset > lso and segment.max_timestamp > (best.max_timestamp if best else -1):
+                best = segment
+        if best is None:
+            return -1, -1
+        # In the segment holding the largest timestamp, the first record with a
+        # timestamp >= it is the first record carrying it.
+        found = best.find_timestamp(best.max_timestamp, max(lso, best.base_offset))
+        if found is None:
+            return best.max_timestamp, max(best.offset_of_max_timestamp, lso)
+        return best.max_timestamp, found[0]
 
     # -- deletion --------------------------------------------------------------------
 

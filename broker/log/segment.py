@@ -3,7 +3,8 @@
 On disk the `.log` file is a plain concatenation of magic v2 record batches,
 exactly as they go over the wire (baseOffset assigned, still compressed). The
 first `size` bytes are whole batches; anything after `size` on disk is a torn
-write that recovery truncates.
+write that recovery truncates. Records are decoded only by timestamp lookups,
+one batch at a time (`first_record`); appends and reads see headers only.
 
 Invariant: `base_offset` <= the first offset in the segment, batches follow in
 strictly increasing offset order, and every offset in it is below the base offset
@@ -23,11 +24,14 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from broker.protocol.record_decoding import record_timestamps
 from broker.protocol.records import (
     BATCH_HEADER_SIZE,
     CURRENT_MAGIC,
+    LOG_APPEND_TIME,
     MIN_BATCH_LENGTH,
     BatchHeader,
+    CorruptRecordError,
     parse_batch_header,
 )
 
@@ -306,8 +310,15 @@ class Segment:
             end = batch_end
         return end
 
-    def find_timestamp(self, timestamp: int, min_offset: int) -> BatchHeader | None:
-        """First batch with max timestamp >= `timestamp` and last offset >= `min_offset`."""
+    def find_timestamp(self, timestamp: int, min_offset: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the first record at offset >= `min_offset` whose
+        timestamp is >= `timestamp`, or None.
+
+        The time index and the batch headers find the first batch whose max
+        timestamp reaches `timestamp`; only then, and only if that batch spans
+        several offsets, is it read and decoded (`first_record`). A batch that
+        straddles `min_offset` may hold no such record above it: the walk goes on.
+        """
         if self.max_timestamp < timestamp:
             return None
         start_offset = self.time_index.lookup_before(timestamp)
@@ -317,7 +328,30 @@ class Segment:
             return None
         for header in self.headers(first.position):
             if header.max_timestamp >= timestamp:
-                return header
+                found = self.first_record(header, timestamp, min_offset)
+                if found is not None:
+                    return found
+        return None
+
+    def first_record(self, header: BatchHeader, timestamp: int, min_offset: int) -> tuple[int, int] | None:
+        """(offset, timestamp) of the batch's first record at offset >= `min_offset` whose
+        timestamp is >= `timestamp`, or None. Needs `header.max_timestamp >= timestamp`.
+
+        Every record of a batch spanning one offset, or stamped LogAppendTime, has
+        the batch's max timestamp: answered from the header. Otherwise the batch
+        is read (one pread) and its records walked, decompressing if need be
+        (bounded; see broker/protocol/record_decoding.py).
+        """
+        if header.last_offset_delta == 0 or header.timestamp_type == LOG_APPEND_TIME:
+            offset = max(header.base_offset, min_offset)
+            return (offset, header.max_timestamp) if offset <= header.last_offset else None
+        batch = os.pread(self.fd, header.size, header.position)
+        try:
+            for offset, record_timestamp in record_timestamps(batch):
+                if record_timestamp >= timestamp and offset >= min_offset:
+                    return offset, record_timestamp
+        except CorruptRecordError as exc:
+            raise CorruptSegmentError(str(exc), self.path, header.position) from None
         return None
 
     def first_batch_timestamp(self) -> int:

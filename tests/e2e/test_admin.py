@@ -863,9 +863,6 @@ def test_list_offsets_after_delete_records(admin_broker):
     assert admin.list_offsets(topic, {0: BASE_TS})[0] == (2, BASE_TS + 2000)
 
 
-@pytest.mark.xfail(strict=True, reason="broker: ListOffsets by timestamp and max-timestamp answer at "
-                   "batch granularity (the batch's base offset and max timestamp), where Kafka answers "
-                   "the exact record (broker/log/log.py offset_for_timestamp, max_timestamp_and_offset)")
 def test_list_offsets_inside_one_batch(admin_broker):
     """Kafka finds the first *record* with timestamp >= the target, even inside a
     (compressed) batch, and answers that record's own offset and timestamp."""

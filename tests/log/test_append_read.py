@@ -144,11 +144,12 @@ def test_offset_for_timestamp(open_log):
     timestamps = [100, 200, 150, 300, 300, 250, 400, 500, 450, 600]
     for ts in timestamps:
         append(log, build_batch([(b"k", b"v" * 300, (), ts - 5), (b"k", b"w", (), ts)]))
-    # batch i holds offsets 2i and 2i+1, max timestamp timestamps[i]
-    for target in range(0, 700, 10):
-        expected = next(((2 * i, ts) for i, ts in enumerate(timestamps) if ts >= target), None)
+    # batch i holds offset 2i at timestamps[i] - 5 and 2i + 1 at timestamps[i]
+    records = [(2 * i + j, ts - 5 + 5 * j) for i, ts in enumerate(timestamps) for j in (0, 1)]
+    for target in range(0, 700, 5):
+        expected = next(((offset, ts) for offset, ts in records if ts >= target), None)
         assert log.offset_for_timestamp(target) == expected, target
-    assert log.max_timestamp_and_offset() == (600, 18)
+    assert log.max_timestamp_and_offset() == (600, 19)
 
 
 def test_max_timestamp_of_empty_log(open_log):
