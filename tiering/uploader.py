@@ -152,6 +152,21 @@ class SegmentUploader:
             with contextlib.suppress(Exception):
                 await self.store.abort_multipart(upload)
             raise
+        await self._abort_strays(upload)
+
+    async def _abort_strays(self, upload) -> None:
+        """Abort other multipart uploads of the same key. A CreateMultipartUpload whose
+        response was lost (retried by us or inside botocore) leaves an upload we never
+        heard of; the key holds a fresh segment id, so any other upload of it is ours
+        and abandoned. Garbage collection only runs after a failed pass, so without
+        this a healthy partition would keep such uploads (and their billed parts)."""
+        try:
+            for stray in await self.store.list_multipart_uploads(upload.key):
+                if stray.key == upload.key and stray.upload_id != upload.upload_id:
+                    await self.store.abort_multipart(stray)
+                    log.info("aborted stray multipart upload %s of %s", stray.upload_id, stray.key)
+        except Exception as exc:  # best effort: garbage collection finds them later
+            log.info("could not sweep stray multipart uploads of %s: %s", upload.key, exc)
 
     async def _upload_part(self, upload, number: int, data: bytes) -> CompletedPart:
         await self.bucket.acquire(len(data))
