@@ -8,6 +8,7 @@ context, never through a global.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from remote_index.remote_reader import RemoteLogReader
 from tiering import TieringManager
@@ -17,6 +18,9 @@ from .groups import GroupCoordinator
 from .metrics import BrokerMetrics
 from .producer_ids import ProducerIdAllocator
 from .topics import TopicRegistry
+
+if TYPE_CHECKING:
+    from .tier_admin import TierAdmin
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class BrokerNode:
     producer_ids: ProducerIdAllocator
     tiering: TieringManager
     remote_reader: RemoteLogReader
+    # Set right after construction: it needs the node itself.
+    tier_admin: "TierAdmin | None" = None
     # Filled in once the listeners are bound (a configured port 0 becomes a real one).
     advertised: list[Endpoint] = field(default_factory=list)
     rack: str | None = None

@@ -31,6 +31,7 @@ from .groups import GroupCoordinator, GroupSettings, OffsetStore
 from .metrics import BrokerMetrics
 from .node import BrokerNode, Endpoint
 from .producer_ids import ProducerIdAllocator
+from .tier_admin import TierAdmin
 from .topics import TopicRegistry
 from .topics.store import METADATA_DIR
 
@@ -97,6 +98,8 @@ class Server:
         remote_reader = RemoteLogReader(store, ReadSettings.from_broker_config(cfg), ReadMetrics(metrics.registry))
         self.node = BrokerNode(cfg, node_id, cluster_id, registry, metrics, groups, producer_ids, tiering,
                                remote_reader)
+        self.node.tier_admin = TierAdmin(self.node, log_dirs[0])
+        await self.node.tier_admin.resume()
         dispatcher = Dispatcher(self.node)
         max_request = cfg.get("socket.request.max.bytes")
         bound: list[Endpoint] = []

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import Callable
+from typing import Callable, Sequence
 
 DEFAULT_SLAB_BYTES = 1 << 20
 
@@ -83,19 +83,32 @@ class BufferPool:
 
     def try_reserve(self, nbytes: int) -> Lease | None:
         """A lease now, evicting cached chunks if needed, or None (never waits)."""
-        slabs = self.slabs_for(nbytes)
-        if slabs > self.capacity_slabs:
-            raise PoolExhausted(f"a read of {nbytes} bytes is larger than the whole pool ({self.cap_bytes})")
+        leases = self.try_reserve_all((nbytes,))
+        return leases[0] if leases is not None else None
+
+    def try_reserve_all(self, sizes: Sequence[int]) -> list[Lease] | None:
+        """One lease per size, all now, or None (never waits)."""
+        slabs = self._slabs_needed(sizes)
         if self._queue or not self._fits(slabs):
             return None
-        return self._lease(slabs, nbytes)
+        return [self._lease(self.slabs_for(n), n) for n in sizes]
 
     async def reserve(self, nbytes: int, deadline: float) -> Lease:
         """A lease of `nbytes`, waiting until loop time `deadline` at most."""
-        lease = self.try_reserve(nbytes)
-        if lease is not None:
-            return lease
-        slabs = self.slabs_for(nbytes)
+        return (await self.reserve_all((nbytes,), deadline))[0]
+
+    async def reserve_all(self, sizes: Sequence[int], deadline: float) -> list[Lease]:
+        """One lease per size, granted together, waiting until loop time `deadline` at most.
+
+        A caller that needs several buffers (a chunk as stored and decompressed)
+        takes them in one reservation: holding one while queueing for the next
+        could deadlock against a waiter ahead of it that needs the held slabs.
+        """
+        leases = self.try_reserve_all(sizes)
+        if leases is not None:
+            return leases
+        slabs = self._slabs_needed(sizes)
+        nbytes = sum(sizes)
         loop = asyncio.get_running_loop()
         ticket = object()
         self._queue.append(ticket)
@@ -103,7 +116,7 @@ class BufferPool:
         try:
             while True:
                 if self._queue[0] is ticket and self._fits(slabs):
-                    return self._lease(slabs, nbytes)
+                    return [self._lease(self.slabs_for(n), n) for n in sizes]
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     self.exhausted += 1
@@ -122,6 +135,13 @@ class BufferPool:
         finally:
             self._queue.remove(ticket)
             self._wake_all()  # the next in line re-checks
+
+    def _slabs_needed(self, sizes: Sequence[int]) -> int:
+        slabs = sum(self.slabs_for(n) for n in sizes)
+        if slabs > self.capacity_slabs:
+            raise PoolExhausted(f"a read of {sum(sizes)} bytes needs {slabs} slabs, more than the whole pool "
+                                f"({self.cap_bytes} bytes)")
+        return slabs
 
     def _fits(self, slabs: int) -> bool:
         free = self.capacity_slabs - self.used_slabs

@@ -105,18 +105,17 @@ class ChunkCache:
 
     async def _hydrate(self, data_key: str, entry: ChunkEntry, compression: str, topic: str,
                        deadline: float, prefetch: bool) -> HydratedChunk:
-        stored = await self.pool.reserve(entry.object_length, deadline)
-        leases = [stored]
+        # Both buffers in one reservation: holding the stored one while queueing for
+        # the decoded one could deadlock against a waiter that needs the held slab.
+        sizes = (entry.object_length, entry.length) if entry.compressed else (entry.object_length,)
+        leases = await self.pool.reserve_all(sizes, deadline)
+        stored = leases[0]
         try:
             await self.rate.acquire(entry.object_length)
             await self.store.get_into(data_key, entry.object_offset, entry.object_end, stored.view)
             self.metrics.get_requests.labels(topic).inc()
             self.metrics.bytes_read.labels(topic).inc(entry.object_length)
-            out = None
-            if entry.compressed:
-                decoded = await self.pool.reserve(entry.length, deadline)
-                leases.append(decoded)
-                out = decoded.view
+            out = leases[1].view if entry.compressed else None
             data = await asyncio.to_thread(decode_chunk, stored.view, entry, compression, key=data_key, out=out)
             if entry.compressed:
                 stored.release()

@@ -21,12 +21,13 @@ import time
 
 from broker.log import PartitionLog
 from remote_index.keys import PartitionKeys, topic_description_key
-from remote_index.manifest import TopicDescription
+from remote_index.manifest import ManifestStore, TopicDescription
 from remote_index.store import ObjectStore
 
 from .metrics import TieringMetrics
 from .partition_tier import PartitionTier, TopicPartitionRef
 from .policy import TieringSettings, TierPolicy
+from .rollback import TopicRollback
 from remote_index.rate_limit import TokenBucket
 from .uploader import SegmentUploader
 
@@ -49,6 +50,8 @@ class TieringManager:
         self._wake = asyncio.Event()
         self._failing = False
         self._descriptions: dict[tuple[str, str], TopicDescription] = {}  # waiting to be written
+        self.rollbacks: dict[str, TopicRollback] = {}
+        self._rollback_tasks: dict[str, asyncio.Task] = {}
 
     # -- what is tiered ------------------------------------------------------
 
@@ -63,7 +66,11 @@ class TieringManager:
         self._wake.set()
 
     def untrack(self, ref: TopicPartitionRef) -> None:
-        self.partitions.pop(ref, None)
+        """Stop tiering a partition; its log becomes local-only (no remote range)."""
+        tier = self.partitions.pop(ref, None)
+        if tier is not None:
+            tier.log.remote_log_start_offset = None
+            tier.log.remote_end_offset = None
         self._retry_at.pop(ref, None)
         task = self._running.pop(ref, None)
         if task is not None:
@@ -71,6 +78,10 @@ class TieringManager:
 
     def tier_of(self, ref: TopicPartitionRef) -> PartitionTier | None:
         return self.partitions.get(ref)
+
+    async def load_manifest(self, keys: PartitionKeys):
+        """A partition's manifest straight from the bucket (recovery)."""
+        return await ManifestStore(self.store, keys).load()
 
     def describe_topic_later(self, topic: str, topic_id: str, partitions: int, configs: dict[str, str]) -> None:
         """Have the loop (re)write the topic's description, which recovery from the
@@ -104,6 +115,62 @@ class TieringManager:
         except Exception as exc:
             log.error("could not delete the remote data of deleted topic %s: %s", topic, exc)
 
+    # -- rollback ------------------------------------------------------------
+
+    async def start_rollback(self, topic: str, topic_id: str, logs: list[PartitionLog], *, delete_remote: bool,
+                             rate_bytes_per_s: int | None, on_finished) -> TopicRollback:
+        """Plan and start restoring `topic` (partition logs in index order). Raises
+        RollbackRefused before anything changes; `on_finished(rollback)` runs once it is done."""
+        running = self.rollbacks.get(topic)
+        if running is not None and running.progress.state in ("restoring", "deleting-remote"):
+            return running
+        tiers = []
+        for index, plog in enumerate(logs):
+            ref = TopicPartitionRef(topic, topic_id, index)
+            tier = self.partitions.get(ref)
+            if tier is None:
+                tier = PartitionTier(ref, plog, TierPolicy.read_only(), self.store, self.settings.hashed_prefix,
+                                     self.metrics)
+            tiers.append(tier)
+        rollback = TopicRollback(topic, tiers, self.store, delete_remote=delete_remote,
+                                 rate_bytes_per_s=rate_bytes_per_s, on_progress=self._rollback_progress,
+                                 headroom_bytes=self.settings.rollback_headroom_bytes)
+        try:
+            await rollback.prepare()
+        except BaseException:
+            for tier in tiers:
+                tier.rolling_back = False
+            raise
+        for tier in tiers:
+            self.partitions.setdefault(tier.ref, tier)
+        self.rollbacks[topic] = rollback
+        task = asyncio.ensure_future(self._run_rollback(rollback, on_finished))
+        self._rollback_tasks[topic] = task
+        task.add_done_callback(lambda _t: self._rollback_tasks.pop(topic, None))
+        log.info("rolling back topic %s to local-only: %d segments, %d bytes to restore%s", topic,
+                 rollback.progress.total_segments, rollback.progress.total_bytes,
+                 f" at {rate_bytes_per_s} bytes/s" if rate_bytes_per_s else "")
+        return rollback
+
+    async def _run_rollback(self, rollback: TopicRollback, on_finished) -> None:
+        try:
+            await rollback.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            return  # logged by the rollback; progress says "failed"
+        for tier in rollback.tiers:
+            tier.rolling_back = False
+        await on_finished(rollback)
+
+    def _rollback_progress(self, progress) -> None:
+        self.metrics.rollback_restored_bytes.labels(progress.topic).set(progress.restored_bytes)
+        self.metrics.rollback_total_bytes.labels(progress.topic).set(progress.total_bytes)
+
+    def rolling_back(self, topic: str) -> bool:
+        rollback = self.rollbacks.get(topic)
+        return rollback is not None and rollback.progress.state in ("restoring", "deleting-remote")
+
     # -- the loop ------------------------------------------------------------
 
     def wake(self) -> None:
@@ -122,10 +189,11 @@ class TieringManager:
                 except asyncio.TimeoutError:
                     pass
         finally:
-            for task in self._running.values():
+            tasks = list(self._running.values()) + list(self._rollback_tasks.values())
+            for task in tasks:
                 task.cancel()
-            if self._running:
-                await asyncio.gather(*self._running.values(), return_exceptions=True)
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     def _start_due_passes(self) -> None:
         now = time.monotonic()

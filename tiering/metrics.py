@@ -30,6 +30,11 @@ class TieringMetrics:
         self.throttle_seconds = Counter("tierbroker_remote_upload_throttle_seconds_total",
                                         "Time uploads waited on the bytes-per-second limit", [],
                                         registry=registry)
+        self.rollback_restored_bytes = Gauge("tierbroker_rollback_restored_bytes",
+                                             "Bytes restored from the remote tier by a topic's rollback",
+                                             ["topic"], registry=registry)
+        self.rollback_total_bytes = Gauge("tierbroker_rollback_total_bytes",
+                                          "Bytes a topic's rollback restores in all", ["topic"], registry=registry)
         self.store_unavailable = Gauge("tierbroker_remote_store_unavailable",
                                        "1 while uploads are failing against the object store, else 0",
                                        registry=registry)

@@ -59,16 +59,26 @@ class PartitionTier:
         self.manifests = ManifestStore(store, PartitionKeys(ref.topic, ref.topic_id, ref.partition, hashed_prefix))
         self.needs_gc = True
         self.loaded = False
+        # While a rollback restores this partition, passes neither upload nor delete
+        # anything: the manifest only serves cold reads and the restore.
+        self.rolling_back = False
+        self.last_upload_ms: int | None = None
+        self.last_error: str | None = None
 
     @property
     def manifest(self) -> PartitionManifest | None:
         return self.manifests.cached
 
-    async def run_pass(self, uploader: SegmentUploader, upload_slots) -> None:
+    async def ensure_loaded(self) -> None:
         if not self.loaded:
             await self.manifests.load()
             self.loaded = True
             self._publish()
+
+    async def run_pass(self, uploader: SegmentUploader, upload_slots) -> None:
+        await self.ensure_loaded()
+        if self.rolling_back:
+            return
         if self.needs_gc:
             await collect_garbage(self.store, self.manifests)
             self.needs_gc = False
@@ -78,9 +88,12 @@ class PartitionTier:
                     try:
                         await uploader.upload(UploadContext(self.ref.topic, self.ref.partition),
                                               self.manifests, segment, segment.next_offset - 1, self.policy)
-                    except Exception:
+                    except Exception as exc:
                         self.needs_gc = True
+                        self.last_error = f"upload of segment {segment.base_offset} failed: {exc}"
                         raise
+                self.last_upload_ms = _now_ms()
+                self.last_error = None
                 self._publish()
         now_ms = _now_ms()
         self._apply_local_retention(now_ms)
@@ -159,9 +172,7 @@ class PartitionTier:
     async def delete_records_before(self, offset: int) -> None:
         """DeleteRecords reaching into the remote tier: raise the remote log start
         offset and delete the remote segments wholly below it."""
-        if not self.loaded:
-            await self.manifests.load()
-            self.loaded = True
+        await self.ensure_loaded()
         manifest = self.manifest
         doomed = [s for s in manifest.finished_segments if s.next_offset <= offset]
         if doomed:
@@ -171,11 +182,16 @@ class PartitionTier:
                                          conflict_retries=CONFLICT_RETRIES)
             self._publish()
 
-    def _update_gauges(self) -> None:
-        labels = (self.ref.topic, str(self.ref.partition))
+    def copy_lag(self) -> tuple[int, int]:
+        """(segments, bytes) of closed local segments not uploaded yet."""
         remote_end = self.log.remote_end_offset
         pending = [s for s in self.log.segments
                    if not s.is_active and (remote_end is None or s.base_offset >= remote_end)]
-        self.metrics.copy_lag_segments.labels(*labels).set(len(pending))
-        self.metrics.copy_lag_bytes.labels(*labels).set(sum(s.size_bytes for s in pending))
+        return len(pending), sum(s.size_bytes for s in pending)
+
+    def _update_gauges(self) -> None:
+        labels = (self.ref.topic, str(self.ref.partition))
+        segments, nbytes = self.copy_lag()
+        self.metrics.copy_lag_segments.labels(*labels).set(segments)
+        self.metrics.copy_lag_bytes.labels(*labels).set(nbytes)
         self.metrics.remote_log_bytes.labels(*labels).set(self.manifest.remote_size_bytes)

@@ -22,6 +22,7 @@ class TieringSettings:
     multipart_threshold_bytes: int = 32 << 20
     part_bytes: int = 8 << 20
     hashed_prefix: bool = False
+    rollback_headroom_bytes: int = 64 << 20
 
     @classmethod
     def from_broker_config(cls, config) -> "TieringSettings":
@@ -32,6 +33,7 @@ class TieringSettings:
             multipart_threshold_bytes=config.get("remote.storage.multipart.threshold.bytes"),
             part_bytes=config.get("remote.storage.multipart.part.bytes"),
             hashed_prefix=config.get("remote.storage.key.hashed.prefix"),
+            rollback_headroom_bytes=config.get("remote.log.rollback.headroom.bytes"),
         )
 
 
@@ -52,6 +54,12 @@ class TierPolicy:
     @property
     def uploads(self) -> bool:
         return self.remote_enabled and not self.copy_disabled
+
+    @classmethod
+    def read_only(cls) -> "TierPolicy":
+        """A partition the remote tier only serves reads for (during a rollback)."""
+        return cls(remote_enabled=False, copy_disabled=True, retention_ms=-1, retention_bytes=-1,
+                   local_retention_ms=-1, local_retention_bytes=-1, chunk_bytes=1 << 22, chunk_compression="none")
 
     @classmethod
     def from_topic_config(cls, config) -> "TierPolicy":

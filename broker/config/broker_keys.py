@@ -205,6 +205,9 @@ BROKER_KEYS: Mapping[str, ConfigDef] = key_table(
          "segments to upload and remote segments past retention.", validator=AtLeast(1)),
     _key("remote.log.manager.thread.pool.size", I, 10, "Most uploads and remote deletions in "
          "flight at once.", validator=AtLeast(1)),
+    _key("remote.log.rollback.headroom.bytes", L, 64 << 20, "Disk space a rollback to local-only "
+         "must leave free in each log directory beyond the restored segments; a rollback that "
+         "would not is refused before it starts.", validator=AtLeast(0)),
     _key("remote.log.reader.buffer.pool.bytes", L, 64 << 20, "Hard cap on the memory cold reads "
          "hold: every chunk hydrated from the remote tier (and its decompressed form) is "
          "reserved from this pool before its GET starts.", validator=AtLeast(1 << 20)),

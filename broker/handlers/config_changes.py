@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..config import InvalidConfigError, apply_alter
+from ..config import InvalidConfigError, TopicConfig, apply_alter
+from ..tier_admin import TierAdminError
 from ..protocol import errors
 from .common import error_fields
 from .describe_configs import BROKER, TOPIC
@@ -23,7 +24,18 @@ async def apply_resource_changes(node, resource_type, resource_name, changes, in
             overrides = apply_alter(topic.overrides, changes, incremental, node.config)
         except InvalidConfigError as exc:
             raise errors.InvalidConfig(str(exc)) from None
-        await node.topics.set_overrides(resource_name, overrides, validate_only)
+        new_config = TopicConfig(node.config, overrides)
+        if topic.tiered and not new_config.get("remote.storage.enable") and not validate_only:
+            # Turning tiering off rolls the topic back to local-only (KIP-950 would refuse
+            # or drop the remote data; we restore it). The rollback persists the overrides.
+            try:
+                await node.tier_admin.rollback(
+                    resource_name, delete_remote=new_config.get("remote.log.delete.on.disable"),
+                    rate_bytes_per_s=None, overrides=overrides)
+            except TierAdminError as exc:
+                raise errors.PolicyViolation(str(exc)) from None
+        else:
+            await node.topics.set_overrides(resource_name, overrides, validate_only)
     except errors.KafkaError as exc:
         out.update(error_fields(exc))
     return out

@@ -38,8 +38,16 @@ from broker.protocol.records import BatchHeader, assign_offsets, set_log_append_
 from . import recovery, retention
 from .checkpoint import Checkpoint, CheckpointFile
 from .config import MAX_INT32, LogConfig
-from .errors import LogStorageError, OffsetOutOfRangeError
-from .files import CLEAN_SHUTDOWN_MARKER, Fsync, fsync_directory, write_file_atomically
+from .errors import CorruptSegmentError, LogStorageError, OffsetOutOfRangeError
+from .files import (
+    CLEAN_SHUTDOWN_MARKER,
+    LOG_SUFFIX,
+    TMP_SUFFIX,
+    Fsync,
+    fsync_directory,
+    log_path,
+    write_file_atomically,
+)
 from .deletion import DeletionQueue
 from .flush import FlushRound, GroupCommit, capture_unsynced, mark_synced
 from .producer_state import ProducerStateTable
@@ -153,6 +161,15 @@ class PartitionLog:
         if active.size:
             first = active.first_batch_timestamp()
             active.rolling_base_ms = min(first, now_ms) if first >= 0 else now_ms
+
+    @classmethod
+    def create_at(cls, directory: Path, config: LogConfig, start_offset: int) -> "PartitionLog":
+        """A new, empty log whose first offset is `start_offset` (a partition rebuilt from
+        the remote tier continues where the bucket ends). Blocking."""
+        directory = Path(directory)
+        directory.mkdir(parents=True)
+        CheckpointFile(directory, os.fsync).write(lambda: Checkpoint(start_offset, start_offset))
+        return cls.open(directory, config)
 
     def _load_producer_state(self) -> None:
         """Producer state = the snapshot, then every batch header after it (startup).
@@ -528,6 +545,62 @@ class PartitionLog:
         if count <= 0:
             return []
         return self._delete_oldest(count, _now_ms(), reason)
+
+    # -- restore (rollback from the remote tier) ---------------------------------------
+
+    def restore_path(self, base_offset: int) -> Path:
+        """Where a segment being restored is written. The `.tmp` suffix makes recovery
+        delete it if the broker dies before `adopt_restored`."""
+        return log_path(self.directory, base_offset).with_name(f"{base_offset:020d}{LOG_SUFFIX}{TMP_SUFFIX}")
+
+    def stage_restored(self, base_offset: int, expected_next_offset: int) -> Segment:
+        """Turn a completely written `restore_path(base_offset)` into a sealed segment
+        (indexes built, everything fsync'd) that the log does not use yet. Blocking
+        (worker thread); touches no state of the log. A crash from here until
+        `adopt_restored` leaves files wholly below the log start offset, which the next
+        open deletes."""
+        tmp = self.restore_path(base_offset)
+        final = log_path(self.directory, base_offset)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            self._fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+        segment = Segment.open_existing(self.directory, base_offset, self.config)
+        try:
+            segment.rebuild_indexes()
+            if segment.next_offset != expected_next_offset:
+                raise CorruptSegmentError(
+                    f"restored segment ends at {segment.next_offset}, expected {expected_next_offset}",
+                    final, segment.size)
+            segment.seal()
+            while segment.unsynced_files:
+                self._fsync(segment.unsynced_files[-1])
+                os.close(segment.unsynced_files.pop())
+            segment.synced_size = segment.size
+        except BaseException:
+            segment.close()
+            for path in segment.paths():
+                path.unlink(missing_ok=True)
+            raise
+        return segment
+
+    def adopt_restored(self, segment: Segment, log_start_offset: int) -> None:
+        """Put a staged segment in front of the log; the local log start offset moves
+        down to `log_start_offset`. Its next offset must be the first segment's base."""
+        self._check_usable()
+        first = self._segments[0]
+        if segment.next_offset != first.base_offset:
+            raise ValueError(f"restored segment [{segment.base_offset}, {segment.next_offset}) does not "
+                             f"end where the log starts ({first.base_offset})")
+        fsync_directory(self.directory, self._fsync)
+        self._segments.insert(0, segment)
+        self._bases.insert(0, segment.base_offset)
+        self.log_start_offset = max(segment.base_offset, min(log_start_offset, self.log_start_offset))
+        self._write_checkpoint()
+        logger.info("%s: restored segment [%d, %d) from the remote tier; local log start offset now %d",
+                    self.directory, segment.base_offset, segment.next_offset, self.log_start_offset)
 
     def _facts(self) -> list[retention.SegmentFacts]:
         last = len(self._segments) - 1

@@ -92,12 +92,16 @@ class TopicRegistry:
         every change of topics, partitions or configs."""
         self.tiering = tiering
         for topic in self.topics.values():
-            self._sync_tiering(topic)
+            self.sync_tiering(topic)
 
-    def _sync_tiering(self, topic: Topic) -> None:
+    def sync_tiering(self, topic: Topic) -> None:
+        """Attach the topic's partitions to the tiering manager, or detach them, per its
+        config. A topic being rolled back stays attached (read-only) until it is done."""
         if self.tiering is None:
             return
         policy = TierPolicy.from_topic_config(topic.config)
+        if not policy.remote_enabled and self.tiering.rolling_back(topic.name):
+            return
         for partition in topic.partitions:
             if policy.remote_enabled:
                 self.tiering.track(partition.tier_ref, partition.log, policy)
@@ -153,10 +157,39 @@ class TopicRegistry:
             topic.partitions = await asyncio.to_thread(self._open_new_partitions, topic, count)
             self._persist(topic)
             self._register(topic)
-            self._sync_tiering(topic)
+            self.sync_tiering(topic)
         log.info("created topic %s with %d partitions%s", name, count,
                  f" and configs {overrides}" if overrides else "")
         return topic
+
+    async def create_recovered(self, name: str, topic_id: uuid.UUID, configs: dict[str, str],
+                               start_offsets: list[int]) -> Topic:
+        """Recreate a topic from the remote tier: same id and configs, and partition i's
+        empty local log starting at `start_offsets[i]` (where its remote data ends)."""
+        check_topic_name(name)
+        try:
+            overrides = validate_topic_overrides(configs, self.config)
+        except InvalidConfigError as exc:
+            raise errors.InvalidConfig(str(exc)) from None
+        async with self._lock:
+            if name in self.topics or topic_id in self._by_id:
+                raise errors.TopicAlreadyExists(f"topic {name!r} (or its id {topic_id}) already exists")
+            topic = Topic(name, topic_id, TopicConfig(self.config, overrides))
+            topic.partitions = await asyncio.to_thread(self._open_recovered_partitions, topic, start_offsets)
+            self._persist(topic)
+            self._register(topic)
+            self.sync_tiering(topic)
+        return topic
+
+    def _open_recovered_partitions(self, topic: Topic, start_offsets: list[int]) -> list[Partition]:
+        log_config = log_config_for(topic.config)
+        opened = []
+        for index, start in enumerate(start_offsets):
+            directory = self._least_loaded_log_dir(opened) / partition_dir_name(topic.name, index)
+            if directory.exists():
+                shutil.rmtree(directory)
+            opened.append(Partition(topic, index, PartitionLog.create_at(directory, log_config, start)))
+        return opened
 
     async def ensure(self, name: str) -> Topic:
         """Auto-create: the topic named by a client that asked for it, with defaults."""
@@ -195,7 +228,7 @@ class TopicRegistry:
             added = await asyncio.to_thread(self._open_new_partitions, topic, total)
             topic.partitions.extend(added)
             self._persist(topic)
-            self._sync_tiering(topic)
+            self.sync_tiering(topic)
         log.info("topic %s now has %d partitions (was %d)", name, total, current)
 
     async def set_overrides(self, name: str, overrides: dict[str, str], validate_only: bool = False) -> None:
@@ -213,7 +246,7 @@ class TopicRegistry:
             log_config = log_config_for(topic.config)
             for partition in topic.partitions:
                 partition.log.update_config(log_config)
-            self._sync_tiering(topic)
+            self.sync_tiering(topic)
         log.info("topic %s configs are now %s", name, overrides)
 
     # -- helpers ---------------------------------------------------------------
@@ -221,20 +254,22 @@ class TopicRegistry:
     def _open_new_partitions(self, topic: Topic, total: int) -> list[Partition]:
         """Empty logs for partitions len(topic.partitions)..total-1 (not yet visible). Blocking."""
         log_config = log_config_for(topic.config)
-        counts = {d: 0 for d in self.log_dirs}
-        for partition in self.all_partitions():
-            parent = partition.log.directory.parent
-            if parent in counts:
-                counts[parent] += 1
         opened = []
         for index in range(len(topic.partitions), total):
-            log_dir = min(self.log_dirs, key=lambda d: counts[d])
-            counts[log_dir] += 1
-            directory = log_dir / partition_dir_name(topic.name, index)
+            directory = self._least_loaded_log_dir(opened) / partition_dir_name(topic.name, index)
             if directory.exists():
                 shutil.rmtree(directory)  # leftover of an interrupted create
             opened.append(Partition(topic, index, PartitionLog.open(directory, log_config)))
         return opened
+
+    def _least_loaded_log_dir(self, also: list[Partition]) -> Path:
+        """The log dir holding the fewest partitions (counting `also`, not yet registered)."""
+        counts = {d: 0 for d in self.log_dirs}
+        for partition in [*self.all_partitions(), *also]:
+            parent = partition.log.directory.parent
+            if parent in counts:
+                counts[parent] += 1
+        return min(self.log_dirs, key=lambda d: counts[d])
 
     def _persist(self, topic: Topic) -> None:
         self.store.save(TopicRecord(
