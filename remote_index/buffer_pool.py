@@ -167,6 +167,11 @@ class BufferPool:
         lease.buffer = bytearray()
         self._wake_all()
 
+    def wake_waiters(self) -> None:
+        """Something became reclaimable (a chunk was unpinned): waiting reservations re-check."""
+        if self._queue:
+            self._wake_all()
+
     def _wake_all(self) -> None:
         wakeups, self._wakeups = self._wakeups, []
         for wakeup in wakeups:

@@ -49,6 +49,16 @@ class HydratedChunk:
         return sum(lease.slabs for lease in self.leases)
 
 
+class _Flight:
+    """One hydration in progress and how many tasks wait for it."""
+
+    __slots__ = ("task", "waiters")
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task | None = None
+        self.waiters = 0
+
+
 class ChunkCache:
     def __init__(self, store: ObjectStore, pool: BufferPool, metrics: ReadMetrics, rate: TokenBucket):
         self.store = store
@@ -56,7 +66,7 @@ class ChunkCache:
         self.metrics = metrics
         self.rate = rate
         self._chunks: collections.OrderedDict[ChunkId, HydratedChunk] = collections.OrderedDict()
-        self._flights: dict[ChunkId, asyncio.Task] = {}
+        self._flights: dict[ChunkId, _Flight] = {}
         pool.reclaim = self.evict
 
     def cached(self, chunk_id: ChunkId) -> HydratedChunk | None:
@@ -83,28 +93,43 @@ class ChunkCache:
         if not prefetch:
             self.metrics.prefetch_misses.inc()
         flight = self._flights.get(chunk_id)
-        if flight is None:
-            flight = asyncio.ensure_future(self._hydrate(data_key, entry, compression, topic, deadline, prefetch))
+        if flight is None or flight.task.done():  # a done one landed without us (or failed)
+            flight = _Flight()
+            flight.task = asyncio.ensure_future(
+                self._hydrate(data_key, entry, compression, topic, deadline, prefetch, flight))
             self._flights[chunk_id] = flight
-            flight.add_done_callback(lambda t, cid=chunk_id: self._landed(cid, t))
-        chunk = await asyncio.shield(flight)
+            flight.task.add_done_callback(lambda t, cid=chunk_id: self._landed(cid, t))
+        # The chunk lands pinned once for each task waiting on it, so that nothing can
+        # evict it between landing and the waiters resuming.
+        flight.waiters += 1
+        try:
+            chunk = await asyncio.shield(flight.task)
+        except BaseException:
+            task = flight.task
+            if task.done() and not task.cancelled() and task.exception() is None:
+                self.unpin(task.result())  # landed with a pin for us, but we are cancelled
+            else:
+                flight.waiters -= 1
+            raise
         if not prefetch:
             chunk.prefetched = False
-        chunk.pins += 1
         self._chunks.move_to_end(chunk_id)
         return chunk
 
     def _landed(self, chunk_id: ChunkId, flight: asyncio.Task) -> None:
         """A hydration ended; its outcome may have no waiter left (prefetch, timed-out read)."""
-        self._flights.pop(chunk_id, None)
+        if (current := self._flights.get(chunk_id)) is not None and current.task is flight:
+            del self._flights[chunk_id]
         if not flight.cancelled() and flight.exception() is not None:
             log.debug("hydrating %s chunk %d failed: %s", chunk_id[0], chunk_id[1], flight.exception())
 
     def unpin(self, chunk: HydratedChunk) -> None:
         chunk.pins -= 1
+        if not chunk.pins:
+            self.pool.wake_waiters()  # it can be evicted now: a waiting reservation may fit
 
     async def _hydrate(self, data_key: str, entry: ChunkEntry, compression: str, topic: str,
-                       deadline: float, prefetch: bool) -> HydratedChunk:
+                       deadline: float, prefetch: bool, flight: "_Flight") -> HydratedChunk:
         # Both buffers in one reservation: holding the stored one while queueing for
         # the decoded one could deadlock against a waiter that needs the held slab.
         sizes = (entry.object_length, entry.length) if entry.compressed else (entry.object_length,)
@@ -124,7 +149,8 @@ class ChunkCache:
             for lease in leases:
                 lease.release()
             raise
-        chunk = HydratedChunk((data_key, entry.index), entry, data, leases, topic, prefetched=prefetch)
+        chunk = HydratedChunk((data_key, entry.index), entry, data, leases, topic, pins=flight.waiters,
+                              prefetched=prefetch)
         self._chunks[chunk.chunk_id] = chunk
         return chunk
 
@@ -148,5 +174,5 @@ class ChunkCache:
     def close(self) -> None:
         """Cancel hydrations in flight and release every unpinned chunk."""
         for flight in list(self._flights.values()):
-            flight.cancel()
+            flight.task.cancel()
         self.evict(1 << 62)
