@@ -195,7 +195,9 @@ class RemoteLogReader:
                 finally:
                     self.cache.unpin(chunk)
                 last = (segment, index)
-                if full:
+                if full or len(out) >= max_bytes:
+                    # No budget left: do not hydrate the next chunk (a GET, perhaps a wait
+                    # for pool space) only to find that its first batch does not fit.
                     return out, position, last
                 index += 1
             segment = _next_segment(manifest, segment)
