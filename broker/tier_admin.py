@@ -90,6 +90,7 @@ class TierAdmin:
         except StoreError as exc:
             raise TierAdminError(f"cannot plan the rollback of {topic.name}: the remote tier fails: {exc}") from None
         self.markers.mkdir(parents=True, exist_ok=True)
+        self._done_record(topic.topic_id).unlink(missing_ok=True)
         write_file_atomically(self._marker(topic.topic_id), json.dumps(
             {"topic": topic.name, "delete_remote": delete_remote, "rate_bytes_per_s": rate_bytes_per_s}).encode())
         if overrides is None:
@@ -109,8 +110,19 @@ class TierAdmin:
         return started
 
     def rollback_progress(self, topic_name: str) -> RollbackProgress | None:
+        """The running or last rollback of a topic, also after a restart."""
         rollback = self._tiering.rollbacks.get(topic_name)
-        return rollback.progress if rollback is not None else None
+        if rollback is not None:
+            return rollback.progress
+        topic = self._registry.get(topic_name)
+        if topic is None:
+            return None
+        if self._marker(topic.topic_id).exists():
+            return RollbackProgress(topic_name, "restoring")  # resumes when the remote tier answers
+        done = self._done_record(topic.topic_id)
+        if done.exists():
+            return RollbackProgress(**json.loads(done.read_bytes()))
+        return None
 
     async def resume(self) -> None:
         """Startup: continue every rollback a previous run did not finish."""
@@ -132,6 +144,8 @@ class TierAdmin:
     async def _finished(self, rollback) -> None:
         topic = self._registry.get(rollback.topic)
         if topic is not None:
+            fields = rollback.progress.to_json()
+            write_file_atomically(self._done_record(topic.topic_id), json.dumps(fields).encode())
             self._marker(topic.topic_id).unlink(missing_ok=True)
             if rollback.delete_remote:
                 try:
@@ -142,6 +156,10 @@ class TierAdmin:
 
     def _marker(self, topic_id) -> Path:
         return self.markers / f"{topic_id}.json"
+
+    def _done_record(self, topic_id) -> Path:
+        """The outcome of a topic's last finished rollback (for status after a restart)."""
+        return self.markers / f"{topic_id}.done"
 
     # -- status --------------------------------------------------------------
 
@@ -203,9 +221,11 @@ class TierAdmin:
             except Exception as exc:
                 raise TierAdminError(f"topic {name}'s stored configs are not valid here: {exc}") from None
             try:
-                await self._registry.create_recovered(name, uuid.UUID(topic_id), configs, starts)
+                topic = await self._registry.create_recovered(name, uuid.UUID(topic_id), configs, starts)
             except errors.KafkaError as exc:
                 raise TierAdminError(f"cannot recreate topic {name}: {exc.message or exc.name}") from None
+            for partition in topic.partitions:  # serve the remote range from the first request on
+                await self._tiering.tier_of(partition.tier_ref).ensure_loaded()
             recovered.append(name)
             log.info("recovered topic %s (%d partitions) from %s; local logs start at %s",
                      name, description.partitions, from_url, starts)
