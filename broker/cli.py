@@ -2,6 +2,8 @@
 
     tierbroker serve [--config server.properties] [--override key=value ...]
     tierbroker groups list|describe GROUP [--bootstrap-server HOST:PORT] [--json]
+    tierbroker topics create|list|describe|alter ... [--bootstrap-server HOST:PORT] [--json]
+    tierbroker tier status|rollback|recover ... [--bootstrap-server HOST:PORT] [--json]
 
 With no arguments the broker runs on its embedded defaults: PLAINTEXT on
 127.0.0.1:9092, data under ./data.
@@ -16,9 +18,8 @@ import os
 import sys
 from pathlib import Path
 
-from . import cli_groups
+from . import cli_groups, cli_tier, cli_topics
 from .config import BrokerConfig, InvalidConfigError, PropertiesSyntaxError
-from .server import serve
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -40,6 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default=os.environ.get("TIERBROKER_LOG_LEVEL", "INFO"),
                        help="logging level (default INFO)")
     cli_groups.add_subcommand(commands)
+    cli_topics.add_subcommand(commands)
+    cli_tier.add_subcommand(commands)
     return parser
 
 
@@ -49,10 +52,16 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "groups":
         return cli_groups.main(args)
+    if args.command == "topics":
+        return cli_topics.main(args)
+    if args.command == "tier":
+        return cli_tier.main(args)
     return 2
 
 
 def _serve(args) -> int:
+    from .server import serve  # the server's imports (S3, HTTP) are not needed by the admin commands
+
     logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     try:
         config = BrokerConfig.load(args.config, dict(args.override), os.environ)

@@ -24,6 +24,7 @@ from remote_index.remote_reader import ReadSettings, RemoteLogReader
 from remote_index.store import open_store
 from tiering import TieringManager, TieringMetrics, TieringSettings
 
+from .admin_http import AdminHttpServer
 from .config import BrokerConfig
 from .connection import Connection
 from .dispatch import Dispatcher
@@ -46,6 +47,7 @@ class Server:
         self.config = config
         self.node: BrokerNode | None = None
         self._servers: list[asyncio.base_events.Server] = []
+        self._admin_http: AdminHttpServer | None = None
         self._connections: set[Connection] = set()
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
@@ -118,6 +120,11 @@ class Server:
         metrics_port = cfg.get("metrics.port")
         if metrics_port >= 0:
             metrics.serve_http(cfg.get("metrics.host"), metrics_port)
+        admin_port = cfg.get("admin.http.port")
+        if admin_port >= 0:
+            self._admin_http = AdminHttpServer(self.node.tier_admin, cfg.get("admin.http.host"), admin_port)
+            await self._admin_http.start()
+            log.info("admin endpoint on %s/v1/", self._admin_http.url)
         log.info("ready in %.2fs", time.monotonic() - started)
 
     def _advertised(self, bound: list[Endpoint]) -> list[Endpoint]:
@@ -158,6 +165,8 @@ class Server:
                 log.warning("cutting %d connections that did not drain", len(self._connections))
 
     async def _close(self) -> None:
+        if self._admin_http is not None:
+            await self._admin_http.close()
         for conn in list(self._connections):
             conn.abort()
         for server in self._servers:
