@@ -535,12 +535,17 @@ class ManifestStore:
         self._cached = new
         self._next_version = version + 1
         self._stored_versions.add(version)
+        # Neither follow-up is part of the commit (both only log their failures), so
+        # they run side by side: one round trip per commit rather than two. A reader
+        # that meanwhile finds the pointer naming a deleted version lists instead.
+        await asyncio.gather(self._write_pointer(key, version), self._delete_old_versions(version))
+        return new
+
+    async def _write_pointer(self, key: str, version: int) -> None:
         try:
             await self.store.put(self.keys.latest_key, str(version).encode("ascii"))
         except StoreError as exc:
             logger.warning("manifest %s committed but its pointer was not updated: %s", key, exc)
-        await self._delete_old_versions(version)
-        return new
 
     async def _delete_old_versions(self, newest: int) -> None:
         old = sorted(v for v in self._stored_versions if v <= newest - self.keep_versions)

@@ -7,7 +7,9 @@ The protocol of one attempt, each step committed before the next starts:
 2. data object: the segment's chunks (`remote_index.segment_format`), in one PUT
    when it is small, as a multipart upload of `part_bytes` parts otherwise (parts
    in flight in parallel, each retried on transient errors);
-3. meta object: chunk index plus the segment's offset and time index data;
+3. meta object: chunk index plus the segment's offset and time index data. It
+   goes up alongside a single-PUT data object (both are encoded by then), after
+   the last part of a multipart one; either way before step 4;
 4. manifest: the entry moves to COPY_FINISHED. This is the commit point: only
    now may local retention delete the local segment.
 
@@ -31,7 +33,7 @@ from crc32c import crc32c
 
 from broker.log import SegmentInfo
 from remote_index.manifest import ManifestStore, RemoteSegment
-from remote_index.segment_format import SegmentEncoder, read_segment_indexes
+from remote_index.segment_format import SegmentEncoder, SegmentMeta, read_segment_indexes
 from remote_index.segment_state import RemoteSegmentState as State
 from remote_index.store import CompletedPart, ObjectStore
 
@@ -86,11 +88,7 @@ class SegmentUploader:
         try:
             await self._retry("manifest", lambda: manifests.commit(lambda m: m.with_segment(entry),
                                                                    conflict_retries=CONFLICT_RETRIES))
-            await self._upload_data(entry.data_key, encoder, segment.size_bytes)
-            meta = encoder.meta(*index_bytes)
-            meta_bytes = meta.to_bytes()
-            await self.bucket.acquire(len(meta_bytes))
-            await self._retry("put", lambda: self.store.put(entry.meta_key, meta_bytes))
+            meta, meta_bytes = await self._upload_objects(entry, encoder, segment.size_bytes, index_bytes)
             finished = entry.finished(meta, crc32c(meta_bytes), _now_ms())
             await self._retry("manifest", lambda: manifests.commit(lambda m: m.with_segment(finished),
                                                                    conflict_retries=CONFLICT_RETRIES))
@@ -107,17 +105,35 @@ class SegmentUploader:
                  meta.object_bytes, len(meta.chunks), entry.data_key)
         return finished
 
-    async def _upload_data(self, key: str, encoder: SegmentEncoder, size_bytes: int) -> None:
-        """Stored chunks never exceed the original bytes, so the original size decides."""
+    async def _upload_objects(self, entry: RemoteSegment, encoder: SegmentEncoder, size_bytes: int,
+                              index_bytes) -> tuple[SegmentMeta, bytes]:
+        """The data object and the meta object; returns the meta and its bytes.
+
+        Stored chunks never exceed the original bytes, so the original size picks
+        single PUT or multipart. A single-PUT segment is encoded whole first, so its
+        meta is known before anything is sent: both objects take their bytes from
+        the token bucket in one request and go up together. (A separate, tiny meta
+        request would queue behind other partitions' large ones and idle this
+        partition for a whole round of the limiter, and the meta PUT would add a
+        round trip to every segment.) A multipart segment's meta is known only after
+        its last chunk, so it follows the parts."""
         if size_bytes > self.settings.multipart_threshold_bytes:
-            await self._multipart(key, encoder)
-            return
+            await self._multipart(entry.data_key, encoder)
+            meta = encoder.meta(*index_bytes)
+            meta_bytes = meta.to_bytes()
+            await self.bucket.acquire(len(meta_bytes))
+            await self._retry("put", lambda: self.store.put(entry.meta_key, meta_bytes))
+            return meta, meta_bytes
         chunks = []
         while (item := await asyncio.to_thread(encoder.next_chunk)) is not None:
             chunks.append(item[0])
         data = b"".join(chunks)
-        await self.bucket.acquire(len(data))
-        await self._retry("put", lambda: self.store.put(key, data))
+        meta = encoder.meta(*index_bytes)
+        meta_bytes = meta.to_bytes()
+        await self.bucket.acquire(len(data) + len(meta_bytes))
+        await _all_or_none(self._retry("put", lambda: self.store.put(entry.data_key, data)),
+                           self._retry("put", lambda: self.store.put(entry.meta_key, meta_bytes)))
+        return meta, meta_bytes
 
     async def _multipart(self, key: str, encoder: SegmentEncoder) -> None:
         upload = await self._retry("create_multipart", lambda: self.store.create_multipart(key))
@@ -208,3 +224,17 @@ class SegmentUploader:
             await manifests.commit(move_to(State.DELETE_FINISHED), conflict_retries=CONFLICT_RETRIES)
         except Exception as exc:  # the bucket may well be down: garbage collection retries later
             log.info("cleanup of abandoned attempt %s deferred: %s", entry.segment_id, exc)
+
+
+async def _all_or_none(*calls) -> None:
+    """Run `calls` concurrently; if one fails, cancel the others and wait for them
+    before raising, so nothing of a failed attempt is still in flight while it is
+    abandoned (a PUT that lands anyway is an orphan garbage collection deletes)."""
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
