@@ -43,7 +43,9 @@ async def handle(ctx, req):
         fetch = _FetchPass(ctx, req, deadline)
         await fetch.run()
         remaining = deadline - loop.time()
-        if fetch.size >= req.min_bytes or remaining <= 0 or not fetch.touched:
+        # A partition error answers at once, as Kafka does: waiting would only re-run the
+        # pass, and a cold read re-run with no time left answers empty, losing the error.
+        if fetch.size >= req.min_bytes or remaining <= 0 or not fetch.touched or _has_error(fetch.body):
             return fetch.body
         waiter = loop.create_future()
         for partition in fetch.touched:
@@ -169,6 +171,10 @@ def _topic_error(fetch_topic, exc):
         {"partition_index": p.partition, "error_code": exc.code, "high_watermark": -1,
          "last_stable_offset": -1, "log_start_offset": -1, "records": b""}
         for p in fetch_topic.partitions]}
+
+
+def _has_error(body) -> bool:
+    return any(partition.get("error_code") for topic in body["responses"] for partition in topic["partitions"])
 
 
 def _release(body) -> None:
