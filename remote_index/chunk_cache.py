@@ -155,21 +155,35 @@ class ChunkCache:
         return chunk
 
     def evict(self, slabs_wanted: int) -> int:
-        """Drop least-recently-used unpinned chunks until `slabs_wanted` slabs are free."""
+        """Drop unpinned chunks until `slabs_wanted` slabs are free: chunks already read
+        first, least recently used first, and only then prefetched chunks nobody has
+        read yet. (Plain LRU does the opposite for sequential readers: the chunk a
+        reader has just finished was touched after the chunks prefetched ahead of it,
+        so those went first and were downloaded twice.)"""
         freed = 0
-        for chunk_id in list(self._chunks):
-            if freed >= slabs_wanted:
-                break
-            chunk = self._chunks[chunk_id]
-            if chunk.pins:
-                continue
-            del self._chunks[chunk_id]
-            if chunk.prefetched:
-                self.metrics.prefetch_wasted.inc()
-            freed += chunk.slabs
-            for lease in chunk.leases:
-                lease.release()
+        for unread in (False, True):
+            for chunk_id, chunk in list(self._chunks.items()):
+                if freed >= slabs_wanted:
+                    return freed
+                if chunk.pins or chunk.prefetched is not unread:
+                    continue
+                del self._chunks[chunk_id]
+                if chunk.prefetched:
+                    self.metrics.prefetch_wasted.inc()
+                freed += chunk.slabs
+                for lease in chunk.leases:
+                    lease.release()
         return freed
+
+    def prefetch_fits(self, entry: ChunkEntry) -> bool:
+        """Whether hydrating `entry` ahead of demand fits in the pool's free space plus
+        that of unpinned chunks already read: a prefetch never evicts another one."""
+        sizes = (entry.object_length, entry.length) if entry.compressed else (entry.object_length,)
+        wanted = sum(self.pool.slabs_for(n) for n in sizes)
+        free = self.pool.capacity_slabs - self.pool.used_slabs
+        if free >= wanted:
+            return True
+        return free + sum(c.slabs for c in self._chunks.values() if not c.pins and not c.prefetched) >= wanted
 
     def close(self) -> None:
         """Cancel hydrations in flight and release every unpinned chunk."""

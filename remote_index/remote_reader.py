@@ -16,7 +16,9 @@ Sequential readers are detected per partition (a read starting where the last
 one ended) and get the next chunks hydrated ahead of them, across segment
 boundaries: one chunk at first, doubling with each sequential read up to
 `prefetch_chunks`, and never more than `prefetch_bytes` of not-yet-read
-prefetched data broker-wide. Prefetch only takes pool space that is free.
+prefetched data broker-wide. Prefetch only takes pool space that is free or
+held by chunks already read: it never evicts a chunk prefetched for a reader
+that has not got there yet (eviction takes those last; see `ChunkCache.evict`).
 
 Remote bytes live in memory only: nothing is written to a file, so cold reads
 leave the page cache alone. Not thread-safe: event loop only.
@@ -303,6 +305,8 @@ class RemoteLogReader:
                     return
                 if self.cache.cached((segment.data_key, index)) is not None:
                     continue
+                if not self.cache.prefetch_fits(entry):
+                    return
                 chunk = await self.cache.get(segment.data_key, entry, meta.compression, topic, loop.time(),
                                              prefetch=True)
                 self.cache.unpin(chunk)

@@ -401,10 +401,33 @@ def test_prefetch_hits_misses_and_waste_are_counted(tmp_path):
         await read_chunk(cache, log, 3)  # evicts 0 (read: not wasted)
         assert counter(m.prefetch_wasted) == 0
         await read_chunk(cache, log, 4)  # evicts 1 (read: not wasted)
-        await read_chunk(cache, log, 5)  # by now 2 is gone unread: wasted
+        await read_chunk(cache, log, 5)  # evicts 3: 2 is older, but unread prefetches go last
+        assert cache.cached((key, 2)) is not None
+        assert counter(m.prefetch_wasted) == 0
+        await read_chunk(cache, log, 6, prefetch=True)  # evicts 4
+        await read_chunk(cache, log, 7, prefetch=True)  # evicts 5: now 2, 6, 7, all unread
+        await read_chunk(cache, log, 8)  # nothing read is left to evict: the oldest, 2, goes unread
         assert cache.cached((key, 2)) is None
         assert counter(m.prefetch_wasted) == 1
-        assert counter(m.prefetch_misses) == 4
+        assert counter(m.prefetch_misses) == 5
+    run(body())
+
+
+def test_a_prefetch_fits_only_in_free_space_or_that_of_chunks_already_read(tmp_path):
+    log = remote_log(tmp_path, [make_batches(random.Random(6), 0, 20)], compression="none")
+    meta = log.segments[0].meta
+
+    async def body():
+        cache = new_cache(log, slabs=3)
+        await read_chunk(cache, log, 0)
+        await read_chunk(cache, log, 1, prefetch=True)
+        assert cache.prefetch_fits(meta.chunks[2])  # one slab still free
+        await read_chunk(cache, log, 2, prefetch=True)
+        assert cache.prefetch_fits(meta.chunks[3])  # chunk 0 was read: its slab may go
+        await read_chunk(cache, log, 3, prefetch=True)  # evicts 0
+        assert not cache.prefetch_fits(meta.chunks[4])  # only unread prefetches left
+        await read_chunk(cache, log, 1)
+        assert cache.prefetch_fits(meta.chunks[4])  # 1 has been read now
     run(body())
 
 
