@@ -13,6 +13,8 @@ from __future__ import annotations
 import random
 import time
 
+import pytest
+
 from tests.support.broker import BrokerProcess, free_port
 from tests.support.fault_proxy import FaultProxy
 from tests.support.raw_client import RawClient
@@ -275,3 +277,30 @@ def test_lost_answers_lose_nothing_and_leave_nothing(tmp_path, s3_bucket):
     finally:
         broker.kill()
         proxy.stop()
+
+
+@pytest.mark.xfail(strict=True, reason="the remote range is known only from the bucket: after a restart, until "
+                   "the first manifest load succeeds, ListOffsets earliest answers the local log start and "
+                   "latest-tiered -1 (no local cache of the manifest yet)")
+def test_restart_with_the_bucket_down_still_knows_the_remote_range(tmp_path, s3_bucket):
+    metrics_port = free_port()
+    overrides = tiering_overrides(metrics_port) | s3_overrides(s3_bucket.name, s3_bucket.server.url)
+    broker = BrokerProcess(tmp_path / "broker", overrides).start()
+    topic = "restart-down"
+    try:
+        with RawClient(broker.bootstrap) as client:
+            create_topic(client, topic, TOPIC_CONFIGS)
+            _produce(client, topic, random.Random(15), 20, "before")
+            directory = partition_dir(broker.data_dir, topic)
+            before = wait_for(lambda: (o := list_offsets(client, topic))[EARLIEST_LOCAL] == max(
+                local_segment_files(directory)) > 0 and o, 30, "uploads and local retention")
+            assert before[EARLIEST] == 0
+        broker.kill()
+        broker.overrides["remote.storage.s3.endpoint.url"] = f"http://127.0.0.1:{free_port()}"
+        broker.start()
+        with RawClient(broker.bootstrap) as client:
+            wait_for(lambda: scrape(metrics_port).get("tierbroker_remote_store_unavailable") == 1, 30,
+                     "the broker to notice the bucket is down")
+            assert list_offsets(client, topic) == before
+    finally:
+        broker.kill()
