@@ -128,24 +128,34 @@ def test_free_slabs_kept_for_reuse_count_against_the_cap():
 
 async def _random_schedule(seed: int, capacity: int, requests: list[tuple[int, int]]) -> Ledger:
     """Tasks reserve (waiting as long as needed), hold for some loop turns, release;
-    the pool is checked after every step of every task."""
+    the pool is checked after every step of every task, and those that had to wait
+    are served in the order they started waiting."""
     pool = BufferPool(capacity * SLAB, SLAB)
     ledger = Ledger(pool)
     rng = random.Random(seed)
     loop = asyncio.get_running_loop()
+    queued: list[int] = []
+    served: list[int] = []
 
-    async def client(nbytes: int, hold: int) -> None:
+    async def client(number: int, nbytes: int, hold: int) -> None:
         for _ in range(rng.randrange(3)):
             await asyncio.sleep(0)
-        lease = await pool.reserve(nbytes, loop.time() + 60)
+        lease = pool.try_reserve(nbytes)
+        if lease is None:
+            # reserve() queues synchronously (nothing runs in between), and a grant
+            # returns without yielding: these lists see the pool's real order.
+            queued.append(number)
+            lease = await pool.reserve(nbytes, loop.time() + 60)
+            served.append(number)
         ledger.took(lease)
         for _ in range(hold):
             await asyncio.sleep(0)
             ledger.check()
         ledger.gave_back(lease)
 
-    await asyncio.wait_for(asyncio.gather(*(client(n, h) for n, h in requests)), 30)
+    await asyncio.wait_for(asyncio.gather(*(client(i, n, h) for i, (n, h) in enumerate(requests))), 30)
     assert pool.used_slabs == 0 and not pool._queue
+    assert served == queued, "waiters were not served in arrival order"
     return ledger
 
 
