@@ -32,8 +32,13 @@ from crc32c import crc32c
 
 from tests.helpers.record_batches import build_batch
 from tests.support.broker import BrokerProcess, free_port
-from tests.support.moto_server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
-from tests.support.moto_server import moto_server, s3_bucket  # noqa: F401 (fixtures)
+from tests.support.moto_server import (  # noqa: F401 (fixtures)
+    ACCESS_KEY_ID,
+    REGION,
+    SECRET_ACCESS_KEY,
+    moto_server,
+    s3_bucket,
+)
 from tests.support.raw_client import RawClient
 
 EARLIEST, EARLIEST_LOCAL, LATEST_TIERED, LATEST = -2, -4, -5, -1
@@ -185,7 +190,7 @@ class ColdBroker:
 
     @classmethod
     def start(cls, data_dir: Path, *, moto=None, store_root: Path | None = None,
-              overrides: dict[str, str] | None = None) -> "ColdBroker":
+              overrides: dict[str, str] | None = None) -> ColdBroker:
         metrics_port = free_port()
         settings = {"remote.log.manager.task.interval.ms": "200", "metrics.port": str(metrics_port)}
         bucket = None

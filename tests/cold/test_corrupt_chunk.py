@@ -102,7 +102,7 @@ def test_a_damaged_chunk_is_an_error_for_its_partition_only(damaged, cold, codec
 
 
 def test_real_clients_get_an_error_and_never_the_damaged_records(damaged, cold):
-    broker, topics, offsets, damage = damaged
+    broker, topics, _, damage = damaged
     topic = "damaged-clients"
     produced = topics[topic][1][DAMAGED]
     _, _, chunk = damage[topic]

@@ -26,7 +26,6 @@ would grow by about READ_BYTES (40 MiB, more than cap + margin).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid

@@ -18,7 +18,13 @@ from broker.protocol.records import parse_batch_header
 from remote_index.read_metrics import ReadMetrics
 from remote_index.remote_reader import ReadSettings, RemoteLogReader, RemoteReadError
 from remote_index.store import StoreError
-from tests.remote_index.test_chunk_cache import TOPIC, RemoteLog, counter, make_batches, remote_log
+from tests.remote_index.test_chunk_cache import (
+    TOPIC,
+    RemoteLog,
+    counter,
+    make_batches,
+    remote_log,
+)
 
 
 def run(coro):
@@ -42,7 +48,7 @@ def log(tmp_path, compression) -> RemoteLog:
 
 
 def new_reader(log: RemoteLog, **settings) -> RemoteLogReader:
-    defaults = dict(pool_bytes=1 << 20, slab_bytes=8192, concurrency=4)
+    defaults = {"pool_bytes": 1 << 20, "slab_bytes": 8192, "concurrency": 4}
     return RemoteLogReader(log.store, ReadSettings(**(defaults | settings)), ReadMetrics())
 
 
