@@ -129,7 +129,7 @@ class ChunkCache:
             self.pool.wake_waiters()  # it can be evicted now: a waiting reservation may fit
 
     async def _hydrate(self, data_key: str, entry: ChunkEntry, compression: str, topic: str,
-                       deadline: float, prefetch: bool, flight: "_Flight") -> HydratedChunk:
+                       deadline: float, prefetch: bool, flight: _Flight) -> HydratedChunk:
         # Both buffers in one reservation: holding the stored one while queueing for
         # the decoded one could deadlock against a waiter that needs the held slab.
         sizes = (entry.object_length, entry.length) if entry.compressed else (entry.object_length,)
