@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -77,3 +79,227 @@ def print_table(title: str, header: list[str], rows: list[list]) -> None:
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print("  ".join(str(x).rjust(w) for x, w in zip(row, widths)))
+
+
+# -- S3 (moto) in its own process --------------------------------------------------
+
+S3_ACCESS_KEY = "testing"
+S3_REGION = "us-east-1"
+
+
+class MotoProcess:
+    """moto's S3 server as a separate process (`python -m moto.server`), so it never
+    shares a GIL with the broker or the benchmark driver. Objects above ~5 MiB are
+    spooled to temporary files, so a run's data lives in this process's page cache."""
+
+    def __init__(self) -> None:
+        from tests.support.broker import free_port
+
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> MotoProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"moto server exited with {self.proc.returncode}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise TimeoutError("moto server did not start listening")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def create_bucket(self, name: str) -> str:
+        import botocore.session
+
+        client = botocore.session.get_session().create_client(
+            "s3", endpoint_url=self.url, region_name=S3_REGION,
+            aws_access_key_id=S3_ACCESS_KEY, aws_secret_access_key=S3_ACCESS_KEY)
+        client.create_bucket(Bucket=name)
+        return name
+
+    def broker_overrides(self, bucket: str, prefix: str) -> dict[str, str]:
+        """The broker keys that point its remote tier at `s3://bucket/prefix` here."""
+        return {
+            "remote.storage.url": f"s3://{bucket}/{prefix}",
+            "remote.storage.s3.endpoint.url": self.url,
+            "remote.storage.s3.region": S3_REGION,
+            "remote.storage.s3.path.style.access": "true",
+            "remote.storage.s3.access.key.id": S3_ACCESS_KEY,
+            "remote.storage.s3.secret.access.key": S3_ACCESS_KEY,
+        }
+
+    def raw_client(self, max_pool_connections: int = 50):
+        """An aiobotocore S3 client (async context manager) configured as the broker's
+        S3Store configures its own: the raw GET/PUT baseline."""
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+
+        config = AioConfig(max_pool_connections=max_pool_connections, s3={"addressing_style": "path"},
+                           retries={"total_max_attempts": 2, "mode": "standard"},
+                           request_checksum_calculation="when_required",
+                           response_checksum_validation="when_required")
+        return get_session().create_client(
+            "s3", endpoint_url=self.url, region_name=S3_REGION, config=config,
+            aws_access_key_id=S3_ACCESS_KEY, aws_secret_access_key=S3_ACCESS_KEY)
+
+
+# -- the broker's /metrics ---------------------------------------------------------
+
+
+def scrape_metrics(port: int) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample the broker exposes, as (name, labels, value)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text)
+            for s in family.samples]
+
+
+def metric_sum(samples, name: str, **labels: str) -> float:
+    """The sum of `name` over the label sets that match `labels`."""
+    return sum(value for n, lab, value in samples
+               if n == name and all(lab.get(k) == v for k, v in labels.items()))
+
+
+def histogram_buckets(samples, name: str, **labels: str) -> list[tuple[float, float]]:
+    """Cumulative (upper bound, count) pairs of histogram `name`, summed over matching label sets."""
+    counts: dict[float, float] = {}
+    for n, lab, value in samples:
+        if n == f"{name}_bucket" and all(lab.get(k) == v for k, v in labels.items()):
+            le = float(lab["le"])
+            counts[le] = counts.get(le, 0.0) + value
+    return sorted(counts.items())
+
+
+def bucket_delta(after: list[tuple[float, float]], before: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The observations made between two scrapes of one histogram."""
+    was = dict(before)
+    return [(le, count - was.get(le, 0.0)) for le, count in after]
+
+
+def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """Prometheus' histogram_quantile: linear interpolation inside the bucket that holds
+    the q-quantile (so the answer is only as fine as the buckets). NaN when empty;
+    the largest finite bound when the quantile falls in the +Inf bucket."""
+    if not buckets or buckets[-1][1] <= 0:
+        return float("nan")
+    rank = q * buckets[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if le == float("inf"):
+                return lower_bound
+            if count == lower_count:
+                return le
+            return lower_bound + (le - lower_bound) * (rank - lower_count) / (count - lower_count)
+        lower_bound, lower_count = le, count
+    return lower_bound
+
+
+# -- topics and producing --------------------------------------------------------------
+
+
+def create_topic(bootstrap: str, name: str, partitions: int, configs: dict[str, str]) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(name, partitions, 1, config=configs)])[name].result()
+
+
+def set_topic_configs(bootstrap: str, name: str, configs: dict[str, str]) -> None:
+    """IncrementalAlterConfigs SET of `configs` on topic `name`."""
+    from confluent_kafka.admin import (
+        AdminClient,
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        ResourceType,
+    )
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    entries = [ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in configs.items()]
+    resource = ConfigResource(ResourceType.TOPIC, name, incremental_configs=entries)
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result()
+
+
+def delete_topic(bootstrap: str, name: str) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive the future
+    admin.delete_topics([name])[name].result()
+
+
+def produce_bytes(bootstrap: str, topic: str, partitions: int, total_bytes: int,
+                  record_size: int = 100 * 1024) -> float:
+    """Produce `total_bytes` of random `record_size` records round-robin over the
+    partitions (acks=1); returns MB/s."""
+    from confluent_kafka import Producer
+
+    producer = Producer({
+        "bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5,
+        "batch.size": 1_000_000, "queue.buffering.max.kbytes": 1_048_576,
+        "queue.buffering.max.messages": 1_000_000, "message.max.bytes": 16_000_000,
+        "enable.idempotence": False,
+    })
+    value = os.urandom(record_size)
+    count = max(1, total_bytes // record_size)
+    started = time.perf_counter()
+    for i in range(count):
+        while True:
+            try:
+                producer.produce(topic, value, partition=i % partitions)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        if i % 1000 == 0:
+            producer.poll(0)
+    remaining = producer.flush(300)
+    if remaining:
+        raise RuntimeError(f"{remaining} records were not delivered to {topic}")
+    return record_size * count / (time.perf_counter() - started) / 1e6
+
+
+def list_offsets(bootstrap: str, topic: str, partitions: int, timestamp: int) -> list[int]:
+    """ListOffsets v9 for every partition: -1 latest, -2 earliest, -4 earliest local
+    (KIP-1005: where the local log starts, i.e. the end of what only the remote tier
+    holds), -5 latest tiered."""
+    from tests.support.raw_client import RawClient
+
+    with RawClient(bootstrap) as client:
+        response = client.request("ListOffsets", 9, {
+            "replica_id": -1, "isolation_level": 0, "topics": [{
+                "name": topic,
+                "partitions": [{"partition_index": p, "timestamp": timestamp} for p in range(partitions)],
+            }]})
+    found = {p.partition_index: p for t in response.topics for p in t.partitions}
+    for p in found.values():
+        if p.error_code:
+            raise RuntimeError(f"ListOffsets {timestamp} of {topic}-{p.partition_index}: error {p.error_code}")
+    return [found[p].offset for p in range(partitions)]
+
+
+def local_log_start_offsets(bootstrap: str, topic: str, partitions: int) -> list[int]:
+    return list_offsets(bootstrap, topic, partitions, -4)

@@ -1,0 +1,262 @@
+"""Tiered upload throughput, unlimited and rate-limited, beside raw S3 PUTs of the
+same objects to the same moto server, measured in the same run.
+
+    python bench/upload.py [--mib 512] [--segment-mib 8,16] [--partitions 4]
+                           [--rates 20,50] [--windows 3]
+
+Method. Each case runs its own broker against one moto S3 server (a separate
+process). The topic is created with `remote.log.copy.disable=true`, N MiB are
+produced (segments roll at the case's segment size), and once the copy-lag
+gauge holds the whole backlog, copying is switched on with
+IncrementalAlterConfigs. From that moment the broker only uploads, so produce
+does not share the CPU with the upload being measured. Progress is read from
+the broker's metrics (`tierbroker_remote_upload_bytes_total`, which counts a
+segment's bytes when its COPY_FINISHED manifest commit lands).
+
+(a) unlimited, per segment size: backlog bytes / time for the copy lag to
+    drain, against raw aiobotocore PUTs of segment-sized objects with the same
+    parallelism (one upload in flight per partition: a partition's segments go
+    up in offset order), measured right before and right after the broker and
+    averaged.
+(b) limited: `remote.log.manager.copy.max.bytes.per.second` set to each rate;
+    the uploaded bytes in consecutive 10 s windows from the switch, while the
+    backlog lasts. The counter steps one segment at a time, so each rate uses
+    the largest segment size whose step is <= 5% of a window's bytes.
+
+Targets: unlimited >= 80% of raw PUT; every limited window within +/-10% of
+the configured rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _support import (
+    MotoProcess,
+    create_topic,
+    delete_topic,
+    metric_sum,
+    print_table,
+    produce_bytes,
+    scrape_metrics,
+    set_topic_configs,
+    start_broker,
+    warm_memory,
+)
+
+from tests.support.broker import free_port
+
+UPLOADED = "tierbroker_remote_upload_bytes_total"
+COPY_LAG = "tierbroker_remote_copy_lag_bytes"
+UNLIMITED_TARGET = 0.80
+RATE_TOLERANCE = 0.10
+
+
+def raw_put_mb_per_s(moto: MotoProcess, bucket: str, object_bytes: int, count: int, parallel: int) -> float:
+    """`count` PUTs of `object_bytes` each, `parallel` at a time, one client."""
+    data = os.urandom(object_bytes)
+
+    async def run() -> float:
+        async with moto.raw_client() as client:
+            queue = list(range(count))
+
+            async def worker() -> None:
+                while queue:
+                    i = queue.pop()
+                    await client.put_object(Bucket=bucket, Key=f"raw-put/{i:06d}", Body=data)
+
+            await client.put_object(Bucket=bucket, Key="raw-put/warm-up", Body=data[:1024])
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(parallel)))
+            elapsed = time.perf_counter() - started
+            keys = [{"Key": f"raw-put/{i:06d}"} for i in range(count)] + [{"Key": "raw-put/warm-up"}]
+            for i in range(0, len(keys), 1000):
+                await client.delete_objects(Bucket=bucket, Delete={"Objects": keys[i:i + 1000], "Quiet": True})
+        return object_bytes * count / elapsed / 1e6
+
+    return asyncio.run(run())
+
+
+class UploadCase:
+    """One broker, one topic whose backlog is produced with copying off."""
+
+    def __init__(self, moto: MotoProcess, bucket: str, name: str, args, segment_mib: int,
+                 extra: dict[str, str]):
+        self.metrics_port = free_port()
+        self.topic = f"upload-{name}"
+        self.partitions = args.partitions
+        self.broker = start_broker({
+            **moto.broker_overrides(bucket, f"bench-{name}-{time.time_ns()}"),
+            "metrics.port": str(self.metrics_port),
+            "remote.log.manager.task.interval.ms": "200",
+            **extra,
+        })
+        create_topic(self.broker.bootstrap, self.topic, self.partitions, {
+            "remote.storage.enable": "true",
+            "remote.log.copy.disable": "true",
+            "segment.bytes": str(segment_mib << 20),
+        })
+
+    def samples(self):
+        return scrape_metrics(self.metrics_port)
+
+    def uploaded(self) -> float:
+        return metric_sum(self.samples(), UPLOADED, topic=self.topic)
+
+    def produce_backlog(self, nbytes: int) -> tuple[float, int]:
+        """Produce, then wait until the copy-lag gauge holds every closed segment
+        (it is refreshed by each tiering pass). Returns (produce MB/s, backlog bytes)."""
+        mb_per_s = produce_bytes(self.broker.bootstrap, self.topic, self.partitions, nbytes)
+        last, stable = -1.0, 0
+        deadline = time.monotonic() + 30
+        while stable < 3 and time.monotonic() < deadline:
+            time.sleep(0.25)
+            lag = metric_sum(self.samples(), COPY_LAG, topic=self.topic)
+            stable = stable + 1 if lag == last and lag > 0 else 0
+            last = lag
+        if stable < 3:
+            raise RuntimeError(f"copy lag of {self.topic} never settled (last {last})")
+        return mb_per_s, int(last)
+
+    def start_copying(self) -> float:
+        started = time.monotonic()
+        set_topic_configs(self.broker.bootstrap, self.topic, {"remote.log.copy.disable": "false"})
+        return started
+
+    def close(self) -> None:
+        try:
+            delete_topic(self.broker.bootstrap, self.topic)  # frees the bucket and the page cache
+        finally:
+            self.broker.stop()
+            shutil.rmtree(self.broker.data_dir, ignore_errors=True)
+
+
+def unlimited_case(moto, bucket, args, segment_mib: int) -> dict:
+    case = UploadCase(moto, bucket, f"unlimited-{segment_mib}", args, segment_mib, {})
+    try:
+        produce_mb, backlog = case.produce_backlog(args.mib << 20)
+        started = case.start_copying()
+        deadline = started + 300
+        while case.uploaded() < backlog:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the unlimited upload did not drain in 300 s")
+            time.sleep(0.05)
+        elapsed = time.monotonic() - started
+    finally:
+        case.close()
+    return {"produce_mb": produce_mb, "backlog": backlog, "seconds": elapsed, "mb_per_s": backlog / elapsed / 1e6}
+
+
+def limited_case(moto, bucket, args, rate_mb: float, segment_mib: int) -> dict:
+    rate = int(rate_mb * 1e6)
+    windows, window_s = args.windows, args.window_s
+    # Enough backlog to outlast every window, plus a couple of segments per partition.
+    backlog_target = int(rate * window_s * windows * 1.1) + 2 * args.partitions * (segment_mib << 20)
+    case = UploadCase(moto, bucket, f"limited-{rate_mb:g}", args, segment_mib,
+                      {"remote.log.manager.copy.max.bytes.per.second": str(rate)})
+    try:
+        _, backlog = case.produce_backlog(backlog_target)
+        started = case.start_copying()
+        samples: list[tuple[float, float]] = [(0.0, case.uploaded())]
+        end = window_s * windows
+        while samples[-1][0] < end:
+            time.sleep(0.1)
+            samples.append((time.monotonic() - started, case.uploaded()))
+    finally:
+        case.close()
+    rates = []
+    for w in range(windows):
+        lo, hi = w * window_s, (w + 1) * window_s
+        at_lo = max(v for t, v in samples if t <= lo)
+        at_hi = max(v for t, v in samples if t <= hi)
+        if at_hi >= backlog:
+            break  # the backlog ran out inside this window: not a fair sample
+        rates.append((at_hi - at_lo) / window_s / 1e6)
+    return {"rate_mb": rate_mb, "segment_mib": segment_mib, "backlog": backlog, "windows": rates}
+
+
+def segment_for_rate(sizes_mib: list[int], rate_mb: float, window_s: float) -> int:
+    """The largest segment size whose one counter step is at most 5% of a window's
+    bytes (the counter moves a whole segment at a time), else the smallest size."""
+    fitting = [m for m in sizes_mib if (m << 20) <= 0.05 * rate_mb * 1e6 * window_s]
+    return max(fitting) if fitting else min(sizes_mib)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mib", type=int, default=512, help="backlog of each unlimited case, MiB")
+    parser.add_argument("--segment-mib", default="8,16", help="segment.bytes of the unlimited cases, MiB "
+                        "(comma-separated); a limited case uses one of them (see segment_for_rate)")
+    parser.add_argument("--partitions", type=int, default=4, help="partitions (= uploads in flight)")
+    parser.add_argument("--rates", default="20,50", help="upload limits to check, MB/s (comma-separated)")
+    parser.add_argument("--windows", type=int, default=3, help="windows sampled per limited case")
+    parser.add_argument("--window-s", type=float, default=10.0, help="window length, s")
+    args = parser.parse_args()
+    sizes = [int(m) for m in args.segment_mib.split(",") if m]
+    rates = [float(r) for r in args.rates.split(",") if r]
+
+    moto = MotoProcess().start()
+    unlimited, limited = [], []
+    try:
+        bucket = moto.create_bucket("bench-upload")
+        largest = max([args.mib << 20] + [int(r * 1e6 * args.window_s * args.windows * 1.2) for r in rates])
+        with tempfile.TemporaryDirectory(prefix="tierbroker-warm-") as warm_dir:
+            warm_memory(Path(warm_dir), 2 * largest)
+        for segment_mib in sizes:
+            segment = segment_mib << 20
+            objects = max(1, (args.mib << 20) // segment - args.partitions)  # what the broker will upload
+            # The raw baseline runs right before and right after the broker, and the two
+            # are averaged: the machine is shared, and its load drifts within a minute.
+            before = raw_put_mb_per_s(moto, bucket, segment, objects, args.partitions)
+            case = unlimited_case(moto, bucket, args, segment_mib)
+            after = raw_put_mb_per_s(moto, bucket, segment, objects, args.partitions)
+            unlimited.append({**case, "segment_mib": segment_mib, "raw": (before + after) / 2,
+                              "raw_runs": (before, after), "objects": objects})
+        for rate_mb in rates:
+            limited.append(limited_case(moto, bucket, args, rate_mb, segment_for_rate(sizes, rate_mb, args.window_s)))
+    finally:
+        moto.stop()
+
+    rows = []
+    failed = False
+    for case in unlimited:
+        ratio = case["mb_per_s"] / case["raw"]
+        failed |= ratio < UNLIMITED_TARGET
+        rows.append([f"raw aiobotocore PUT, {case['segment_mib']} MiB objects",
+                     (f"{case['objects']} objects, {args.partitions} in flight; before/after "
+                      f"{case['raw_runs'][0]:.0f}/{case['raw_runs'][1]:.0f}"),
+                     f"{case['raw']:.1f}", "", "baseline", ""])
+        rows.append([f"tiered upload, {case['segment_mib']} MiB segments, no limit",
+                     f"{case['backlog'] / 2**20:.0f} MiB backlog drained in {case['seconds']:.2f} s",
+                     f"{case['mb_per_s']:.1f}", f"{100 * ratio:.0f}% of raw",
+                     f">= {100 * UNLIMITED_TARGET:.0f}% of raw", "PASS" if ratio >= UNLIMITED_TARGET else "FAIL"])
+    for case in limited:
+        target = case["rate_mb"]
+        deviations = [(r - target) / target for r in case["windows"]]
+        worst = max(deviations, key=abs) if deviations else float("nan")
+        ok = len(case["windows"]) == args.windows and abs(worst) <= RATE_TOLERANCE
+        failed |= not ok
+        windows = " ".join(f"{r:.1f}" for r in case["windows"])
+        rows.append([f"tiered upload, {case['segment_mib']} MiB segments, limit {target:g} MB/s",
+                     f"{args.window_s:g} s windows: {windows}",
+                     f"{sum(case['windows']) / max(len(case['windows']), 1):.1f}",
+                     f"max dev {100 * worst:+.1f}%", f"each window within +/-{100 * RATE_TOLERANCE:.0f}%",
+                     "PASS" if ok else "FAIL"])
+    print_table(f"tierbroker tiered upload to moto S3 (separate process); {args.partitions} partitions; "
+                f"MB = 10^6 bytes",
+                ["case", "detail", "MB/s", "achieved", "target", "result"], rows)
+    print("Each backlog was produced with remote.log.copy.disable=true, then copying was switched on and "
+          "timed from the metrics until the copy lag drained (unlimited) or over consecutive windows "
+          "(limited). A limited case cannot pass if it is above the unlimited capacity of its segment size.")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
