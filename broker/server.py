@@ -214,18 +214,23 @@ class Server:
 
 
     async def _recovery_point_loop(self) -> None:
-        """fsync rolled segments in the background so that recovery after a crash
-        only rescans the active segment, even for topics produced with acks=1."""
+        """Every few seconds: roll active segments older than segment.ms even when idle
+        (so their data reaches the remote tier), and fsync rolled segments in the
+        background so recovery after a crash only rescans the active segment, even for
+        topics produced with acks=1."""
         while True:
             await asyncio.sleep(RECOVERY_POINT_INTERVAL_S)
+            now_ms = int(time.time() * 1000)
             for partition in self.node.topics.all_partitions():
                 plog = partition.log
-                active_base = plog.segments[-1].base_offset
-                if plog.recovery_point < active_base:
-                    try:
+                try:
+                    if plog.maybe_roll(now_ms):
+                        self.node.tiering.wake()
+                    active_base = plog.segments[-1].base_offset
+                    if plog.recovery_point < active_base:
                         await plog.flush(active_base - 1)
-                    except Exception as exc:
-                        log.error("background flush of %s failed: %s", partition.name, exc)
+                except Exception as exc:
+                    log.error("background roll/flush of %s failed: %s", partition.name, exc)
 
 
 class _Stopped(Exception):

@@ -30,6 +30,10 @@ class PoolExhausted(Exception):
     """No room in the pool before the caller's deadline."""
 
 
+class LargerThanPool(PoolExhausted):
+    """The reservation could never fit, whatever is released: a configuration problem."""
+
+
 class Lease:
     """Slabs reserved from the pool; `buffer` is at least `nbytes` long. Release once."""
 
@@ -139,7 +143,7 @@ class BufferPool:
     def _slabs_needed(self, sizes: Sequence[int]) -> int:
         slabs = sum(self.slabs_for(n) for n in sizes)
         if slabs > self.capacity_slabs:
-            raise PoolExhausted(f"a read of {sum(sizes)} bytes needs {slabs} slabs, more than the whole pool "
+            raise LargerThanPool(f"a read of {sum(sizes)} bytes needs {slabs} slabs, more than the whole pool "
                                 f"({self.cap_bytes} bytes)")
         return slabs
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from broker.protocol.record_decoding import record_timestamps
 from broker.protocol.records import BATCH_HEADER_SIZE, parse_batch_header
 
-from .buffer_pool import BufferPool, PoolExhausted
+from .buffer_pool import BufferPool, LargerThanPool, PoolExhausted
 from .chunk_cache import ChunkCache
 from .manifest import PartitionManifest, RemoteSegment
 from .rate_limit import UNLIMITED, TokenBucket
@@ -123,9 +123,7 @@ class RemoteLogReader:
         the chunks it needs are hydrated in the background for the client's next Fetch."""
         loop = asyncio.get_running_loop()
         started = time.monotonic()
-        try:
-            await asyncio.wait_for(self._slots.acquire(), max(deadline - loop.time(), 0))
-        except asyncio.TimeoutError:
+        if not await self._take_slot(deadline):
             self._warm(topic, partition, manifest, offset, max_bytes, upper_bound)
             return RemoteRead(b"", offset)
         try:
@@ -140,6 +138,12 @@ class RemoteLogReader:
             self.metrics.fetch_errors.labels("store").inc()
             raise RemoteReadError(f"remote read of {topic}-{partition} at {offset} failed: {exc}",
                                   corrupt=False) from None
+        except LargerThanPool as exc:
+            self.metrics.fetch_errors.labels("pool-too-small").inc()
+            log.error("%s-%d: cannot read offset %d from the remote tier: %s; raise "
+                      "remote.log.reader.buffer.pool.bytes or lower the topic's remote.storage.chunk.bytes",
+                      topic, partition, offset, exc)
+            raise RemoteReadError(str(exc), corrupt=False) from None
         finally:
             self._slots.release()
             self.metrics.pool_bytes.set(self.pool.bytes_in_use)
@@ -151,6 +155,18 @@ class RemoteLogReader:
         if out and self.settings.prefetch:
             self._prefetch_after(topic, partition, manifest, offset, end_offset, last, upper_bound)
         return RemoteRead(bytes(out), end_offset)
+
+    async def _take_slot(self, deadline: float) -> bool:
+        """A reader slot, waiting until `deadline` at most. A free slot is taken even
+        when the deadline has passed (a zero wait must still make progress)."""
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return True
+        try:
+            await asyncio.wait_for(self._slots.acquire(), max(deadline - asyncio.get_running_loop().time(), 0))
+        except asyncio.TimeoutError:
+            return False
+        return True
 
     def _warm(self, topic, partition, manifest, offset, max_bytes, upper_bound) -> None:
         """Out of time before any batch: read anyway in the background (bounded by the
@@ -182,12 +198,17 @@ class RemoteLogReader:
         last = None  # (segment, chunk index) of the last chunk touched
         segment = manifest.segment_for_offset(offset)
         while segment is not None and position < upper_bound:
-            meta = await self._meta(segment, deadline)
+            try:
+                meta = await self._meta(segment, deadline)
+            except PoolExhausted:  # the meta did not arrive in time: answer with what we have
+                return out, position, last
             index = chunk_for_offset(meta, position)
             while index is not None and index < len(meta.chunks) and position < upper_bound:
                 entry = meta.chunks[index]
                 try:
                     chunk = await self.cache.get(segment.data_key, entry, meta.compression, topic, deadline)
+                except LargerThanPool:
+                    raise
                 except PoolExhausted:
                     self.metrics.pool_exhausted.inc()
                     return out, position, last
@@ -288,8 +309,11 @@ class RemoteLogReader:
             self._track(asyncio.ensure_future(self._prefetch(topic, manifest, last, state.window, upper_bound)))
 
     async def _prefetch(self, topic, manifest, last, window: int, upper_bound: int) -> None:
+        """Hydrate the `window` chunks after `last`, all at once (a reader that catches
+        up with one chunk in flight still finds the others ready)."""
         segment, index = last
         loop = asyncio.get_running_loop()
+        wanted = []
         try:
             for _ in range(window):
                 meta = await self._meta(segment, loop.time() + 5)
@@ -297,21 +321,29 @@ class RemoteLogReader:
                 if index >= len(meta.chunks):
                     segment = _next_segment(manifest, segment)
                     if segment is None:
-                        return
+                        break
                     meta = await self._meta(segment, loop.time() + 5)
                     index = 0
                 entry = meta.chunks[index]
-                if entry.first_offset >= upper_bound or self._prefetched_bytes() >= self.settings.prefetch_bytes:
-                    return
-                if self.cache.cached((segment.data_key, index)) is not None:
-                    continue
-                if not self.cache.prefetch_fits(entry):
-                    return
-                chunk = await self.cache.get(segment.data_key, entry, meta.compression, topic, loop.time(),
-                                             prefetch=True)
-                self.cache.unpin(chunk)
-        except (PoolExhausted, StoreError, CorruptChunkError, CorruptSegmentMetaError):
+                if entry.first_offset >= upper_bound:
+                    break
+                if self.cache.cached((segment.data_key, index)) is None:
+                    wanted.append((segment.data_key, entry, meta.compression))
+        except (PoolExhausted, StoreError, CorruptSegmentMetaError):
             return  # prefetch is an optimisation: the demand read reports real errors
+        hydrations = []
+        for data_key, entry, compression in wanted:
+            if self._prefetched_bytes() >= self.settings.prefetch_bytes or not self.cache.prefetch_fits(entry):
+                break
+            hydrations.append(self._prefetch_one(data_key, entry, compression, topic, loop.time()))
+        await asyncio.gather(*hydrations)
+
+    async def _prefetch_one(self, data_key, entry, compression, topic, deadline) -> None:
+        try:
+            chunk = await self.cache.get(data_key, entry, compression, topic, deadline, prefetch=True)
+        except (PoolExhausted, StoreError, CorruptChunkError):
+            return
+        self.cache.unpin(chunk)
 
     def _prefetched_bytes(self) -> int:
         return sum(c.slabs for c in self.cache.prefetched_chunks()) * self.pool.slab_bytes

@@ -219,6 +219,11 @@ BROKER_KEYS: Mapping[str, ConfigDef] = key_table(
          "sequential reader (the window starts at one and doubles).", validator=AtLeast(1)),
     _key("remote.log.reader.prefetch.max.bytes", L, 32 << 20, "Most bytes of prefetched, not yet "
          "read chunks held broker-wide (within the pool).", validator=AtLeast(0)),
+    _key("remote.fetch.max.wait.ms", I, 500, "Longest a Fetch waits for its cold (remote) "
+         "partitions, whatever its own max wait: a consumer fetching with a zero max wait still "
+         "gets remote data. A Fetch with cold partitions answers within the larger of its own max "
+         "wait and this.",
+         validator=AtLeast(1)),
     _key("remote.log.reader.threads", I, 10, "Most remote reads (cold fetches) in flight at "
          "once.", validator=AtLeast(1)),
     _key("log.local.retention.ms", L, -2, "Broker default for the topic key "

@@ -9,7 +9,8 @@ the connection as file regions and leaves by sendfile.
 Offsets below the local log start offset but inside the remote tier are read
 from the bucket (cold reads, `remote_index.remote_reader`). Cold reads run
 concurrently and are awaited only until the request's max wait: the hot
-partitions of a mixed Fetch are never held up longer than that, and a cold read
+partitions of a mixed Fetch are never held up longer than that (or than
+`remote.fetch.max.wait.ms`, which cold reads always get), and a cold read
 that did not finish answers empty for its partition (its chunks keep hydrating,
 so the client's next Fetch finds them). A cold read that reaches the local log
 start continues from the local log in the same response, so a consumer crosses
@@ -67,6 +68,7 @@ class _FetchPass:
         self.node = ctx.node
         self.req = req
         self.deadline = deadline
+        self.cold_deadline = deadline
         self.budget = req.max_bytes if ctx.version >= 3 else 0x7FFFFFFF
         self.size = 0
         self.touched = []
@@ -129,9 +131,13 @@ class _FetchPass:
             self.node.metrics.bytes_out.labels(partition.topic.name).inc(n)
 
     async def _read_cold(self) -> None:
+        # Cold reads get at least remote.fetch.max.wait.ms (Kafka's KIP-1018 key), so a
+        # client fetching with a zero or tiny max wait still gets its remote data.
         loop = asyncio.get_running_loop()
+        remote_wait = self.node.config.get("remote.fetch.max.wait.ms") / 1000
+        self.cold_deadline = max(self.deadline, loop.time() + remote_wait)
         tasks = [asyncio.ensure_future(self._read_one_cold(*job)) for job in self._cold]
-        done, pending = await asyncio.wait(tasks, timeout=max(self.deadline - loop.time(), 0))
+        done, pending = await asyncio.wait(tasks, timeout=max(self.cold_deadline - loop.time(), 0))
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -147,7 +153,7 @@ class _FetchPass:
         try:
             read = await self.node.remote_reader.read(
                 partition.topic.name, partition.index, manifest, fp.fetch_offset, limit,
-                upper_bound=upper_bound, min_one_batch=first, deadline=self.deadline)
+                upper_bound=upper_bound, min_one_batch=first, deadline=self.cold_deadline)
         except RemoteReadError as exc:
             # Corrupt data is never served; clients surface this error. An unreachable
             # store is retriable: clients back off and fetch again.
