@@ -69,8 +69,7 @@ class TieringManager:
         """Stop tiering a partition; its log becomes local-only (no remote range)."""
         tier = self.partitions.pop(ref, None)
         if tier is not None:
-            tier.log.remote_log_start_offset = None
-            tier.log.remote_end_offset = None
+            tier.log.set_remote_range(None, None)
         self._retry_at.pop(ref, None)
         task = self._running.pop(ref, None)
         if task is not None:

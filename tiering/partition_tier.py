@@ -116,8 +116,7 @@ class PartitionTier:
     def _publish(self) -> None:
         """Make the committed manifest the log's view of the remote range."""
         manifest = self.manifest
-        self.log.remote_end_offset = manifest.copied_end_offset
-        self.log.remote_log_start_offset = manifest.remote_log_start_offset
+        self.log.set_remote_range(manifest.remote_log_start_offset, manifest.copied_end_offset)
 
     def _apply_local_retention(self, now_ms: int) -> None:
         decision = retention.local_segments_to_delete(

@@ -147,7 +147,9 @@ class _FetchPass:
         tier = self.node.tiering.tier_of(partition.tier_ref)
         manifest = tier.manifest if tier is not None else None
         if manifest is None:
-            out["error_code"] = errors.OffsetOutOfRange.code
+            # The remote range is known (remembered from before a restart) but the
+            # manifest has not loaded yet: retriable, so the consumer keeps its position.
+            out["error_code"] = errors.KafkaStorageError.code
             return
         upper_bound = plog.log_start_offset
         try:

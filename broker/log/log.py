@@ -24,6 +24,7 @@ decode a batch or two on the loop thread (bounded; see `offset_for_timestamp`).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -58,6 +59,7 @@ logger = logging.getLogger("broker.log")
 
 
 PRODUCER_SNAPSHOT = "producer-state.snapshot"
+REMOTE_RANGE = "remote-range.json"
 
 
 def _no_fsync(fd: int) -> None:
@@ -85,8 +87,8 @@ class PartitionLog:
         self._group_commit = GroupCommit(directory, self._prepare_flush, self._flush_failed, 0, fsync)
         self.producers = ProducerStateTable()
         # The remote tier's range, kept current by the tiering manager from the
-        # partition manifest: [remote_log_start_offset, remote_end_offset), or
-        # None while nothing of this partition is uploaded.
+        # partition manifest (`set_remote_range`): [remote_log_start_offset,
+        # remote_end_offset), or None while nothing of this partition is uploaded.
         self.remote_log_start_offset: int | None = None
         self.remote_end_offset: int | None = None
 
@@ -130,6 +132,7 @@ class PartitionLog:
         try:
             log._install(segments, checkpoint.log_start_offset if checkpoint else None, now_ms)
             log._load_producer_state()
+            log._load_remote_range()
             # Scanned data may be in the page cache only: make it durable before calling it flushed.
             for segment in scanned:
                 if not segment.closed:
@@ -193,6 +196,31 @@ class PartitionLog:
             for header in segment.headers(0):
                 if header.base_offset >= start and header.producer_id >= 0:
                     self.producers.record(header, header.max_timestamp)
+
+    def set_remote_range(self, start: int | None, end: int | None) -> None:
+        """Publish the remote tier's range and remember it in the partition directory, so
+        that after a restart the partition answers earliest, and sends reads below the
+        local log to the remote tier, before the bucket has answered anything. Only
+        ever widens what clients see after a commit the manifest already holds."""
+        if (start, end) == (self.remote_log_start_offset, self.remote_end_offset):
+            return
+        self.remote_log_start_offset, self.remote_end_offset = start, end
+        path = self.directory / REMOTE_RANGE
+        if end is None:
+            path.unlink(missing_ok=True)
+        else:
+            # No fsync: losing it in a crash only costs what we had before this file.
+            write_file_atomically(path, json.dumps({"start": start, "end": end}).encode(), _no_fsync)
+
+    def _load_remote_range(self) -> None:
+        path = self.directory / REMOTE_RANGE
+        try:
+            doc = json.loads(path.read_bytes())
+            self.remote_log_start_offset, self.remote_end_offset = doc["start"], doc["end"]
+        except FileNotFoundError:
+            pass
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.warning("%s: ignoring unreadable %s (%s)", self.directory, REMOTE_RANGE, exc)
 
     def _snapshot_producer_state(self, durable: bool) -> None:
         """Write the producer table as of the log end. A snapshot lost in a crash

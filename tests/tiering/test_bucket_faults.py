@@ -279,9 +279,6 @@ def test_lost_answers_lose_nothing_and_leave_nothing(tmp_path, s3_bucket):
         proxy.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="the remote range is known only from the bucket: after a restart, until "
-                   "the first manifest load succeeds, ListOffsets earliest answers the local log start and "
-                   "latest-tiered -1 (no local cache of the manifest yet)")
 def test_restart_with_the_bucket_down_still_knows_the_remote_range(tmp_path, s3_bucket):
     metrics_port = free_port()
     overrides = tiering_overrides(metrics_port) | s3_overrides(s3_bucket.name, s3_bucket.server.url)
@@ -302,5 +299,14 @@ def test_restart_with_the_bucket_down_still_knows_the_remote_range(tmp_path, s3_
             wait_for(lambda: scrape(metrics_port).get("tierbroker_remote_store_unavailable") == 1, 30,
                      "the broker to notice the bucket is down")
             assert list_offsets(client, topic) == before
+            # Reads below the local log get a retriable error while the bucket is away,
+            # never OFFSET_OUT_OF_RANGE (which would make consumers reset past the data).
+            reply = client.request("Fetch", 11, {
+                "replica_id": -1, "max_wait_ms": 0, "min_bytes": 0, "max_bytes": 1 << 20, "isolation_level": 0,
+                "session_id": 0, "session_epoch": -1, "rack_id": "", "forgotten_topics_data": [],
+                "topics": [{"topic": topic, "partitions": [
+                    {"partition": 0, "current_leader_epoch": -1, "fetch_offset": 0, "log_start_offset": -1,
+                     "partition_max_bytes": 1 << 20}]}]})
+            assert reply.responses[0].partitions[0].error_code == 56  # KAFKA_STORAGE_ERROR
     finally:
         broker.kill()
