@@ -15,27 +15,21 @@ error, or the group does not exist.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Any
 
 from .admin_client import AdminClient, AdminClientError
 from .groups.consumer_protocol import PROTOCOL_TYPE, parse_assignment
+from .cli_support import add_common_options, dash, table
 from .protocol import errors
 from .protocol.primitives import DecodeError
-
-DEFAULT_BOOTSTRAP = "localhost:9092"
-
 
 def add_subcommand(commands) -> None:
     groups = commands.add_parser("groups", help="list and describe consumer groups of a running broker")
     actions = groups.add_subparsers(dest="groups_command", required=True)
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--bootstrap-server", default=DEFAULT_BOOTSTRAP, metavar="HOST:PORT",
-                       help=f"the broker to ask (default {DEFAULT_BOOTSTRAP})")
-        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    common = add_common_options
 
     listing = actions.add_parser("list", help="list the groups")
     listing.add_argument("--state", action="append", default=[],
@@ -66,7 +60,7 @@ def _list(client: AdminClient, args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(_table(["GROUP", "PROTOCOL-TYPE", "STATE"],
+        print(table(["GROUP", "PROTOCOL-TYPE", "STATE"],
                      [[r["group"], r["protocol_type"] or "-", r["state"] or "-"] for r in rows]))
     return 0
 
@@ -131,15 +125,15 @@ def _describe(client: AdminClient, args) -> int:
           f"({d['protocol_type'] or '-'})  MEMBERS {len(d['members'])}")
     print()
     if d["members"]:
-        print(_table(["MEMBER-ID", "INSTANCE-ID", "CLIENT-ID", "HOST", "ASSIGNMENT"], [
+        print(table(["MEMBER-ID", "INSTANCE-ID", "CLIENT-ID", "HOST", "ASSIGNMENT"], [
             [m["member_id"], m["group_instance_id"] or "-", m["client_id"], m["host"],
              _format_assignment(m["assignment"])] for m in d["members"]]))
         print()
     if d["partitions"]:
-        print(_table(["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST",
+        print(table(["TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID", "HOST",
                       "CLIENT-ID"], [
-            [p["topic"], p["partition"], _dash(p["committed_offset"]), _dash(p["log_end_offset"]),
-             _dash(p["lag"]), _dash(p["member_id"]), _dash(p["host"]), _dash(p["client_id"])]
+            [p["topic"], p["partition"], dash(p["committed_offset"]), dash(p["log_end_offset"]),
+             dash(p["lag"]), dash(p["member_id"]), dash(p["host"]), dash(p["client_id"])]
             for p in d["partitions"]]))
     else:
         print("no committed offsets and no assigned partitions")
@@ -152,13 +146,3 @@ def _format_assignment(assignment: dict[str, list[int]] | None) -> str:
     if not assignment:
         return "-"
     return " ".join(f"{topic}:{','.join(map(str, partitions))}" for topic, partitions in assignment.items())
-
-
-def _dash(value) -> str:
-    return "-" if value is None else str(value)
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    cells = [header] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)

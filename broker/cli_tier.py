@@ -39,7 +39,7 @@ import urllib.request
 from typing import Any
 
 from .admin_client import AdminClient, AdminClientError
-from .cli_groups import DEFAULT_BOOTSTRAP, _dash, _table
+from .cli_support import add_common_options, dash, table
 from .protocol import errors
 
 BROKER_RESOURCE = 4
@@ -70,11 +70,9 @@ def add_subcommand(commands) -> None:
     actions = tier.add_subparsers(dest="tier_command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--bootstrap-server", default=DEFAULT_BOOTSTRAP, metavar="HOST:PORT",
-                       help=f"the broker to ask (default {DEFAULT_BOOTSTRAP})")
+        add_common_options(p)
         p.add_argument("--admin-url", metavar="URL",
                        help="the broker's admin endpoint, e.g. http://127.0.0.1:9465 (default: ask the broker)")
-        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     status = actions.add_parser("status", help="per partition: offsets and bytes in each tier, upload lag, errors")
     status.add_argument("topic", nargs="?", help="only this topic (default: every topic)")
@@ -217,11 +215,11 @@ def _status(endpoint: AdminEndpoint, args) -> int:
                else "-",
                _lag(p) if p["tiered"] else "-", _ago(p.get("last_upload_ms"), now_ms), error or "-"]
         if show_rollback:
-            row.append(_dash(p.get("rollback")))
+            row.append(dash(p.get("rollback")))
         rows.append(row)
     header = ["TOPIC", "PARTITION", "TIERED", "LOCAL-OFFSETS", "REMOTE-OFFSETS", "LOCAL-BYTES", "REMOTE-BYTES",
               "UPLOAD-LAG", "LAST-UPLOAD", "LAST-ERROR"]
-    print(_table(header + (["ROLLBACK"] if show_rollback else []), rows))
+    print(table(header + (["ROLLBACK"] if show_rollback else []), rows))
     if long_errors:
         print()
         for name, error in long_errors:

@@ -28,7 +28,7 @@ import sys
 from typing import Any
 
 from .admin_client import AdminClient, AdminClientError
-from .cli_groups import DEFAULT_BOOTSTRAP, _dash, _table
+from .cli_support import add_common_options, dash, table
 from .protocol import errors
 
 TOPIC_RESOURCE = 2
@@ -51,10 +51,7 @@ def add_subcommand(commands) -> None:
     topics = commands.add_parser("topics", help="create, list, describe and alter topics of a running broker")
     actions = topics.add_subparsers(dest="topics_command", required=True)
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--bootstrap-server", default=DEFAULT_BOOTSTRAP, metavar="HOST:PORT",
-                       help=f"the broker to ask (default {DEFAULT_BOOTSTRAP})")
-        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    common = add_common_options
 
     create = actions.add_parser("create", help="create a topic")
     create.add_argument("topic")
@@ -140,7 +137,7 @@ def _list(client: AdminClient, args) -> int:
     elif not rows:
         print("no topics")
     else:
-        print(_table(["TOPIC", "PARTITIONS", "TIERED", "TOPIC-ID"],
+        print(table(["TOPIC", "PARTITIONS", "TIERED", "TOPIC-ID"],
                      [[r["topic"], r["partitions"], "yes" if r["tiered"] else "no", r["topic_id"]] for r in rows]))
     return 0
 
@@ -171,15 +168,15 @@ def _describe(client: AdminClient, args) -> int:
     print(f"TOPIC {d['topic']}  ID {d['topic_id']}  PARTITIONS {len(d['partitions'])}  "
           f"REPLICATION-FACTOR {replication}  TIERED {'yes' if d['tiered'] else 'no'}")
     print()
-    print(_table(["PARTITION", "LEADER", "REPLICAS", "ISR", "EARLIEST", "EARLIEST-LOCAL", "LATEST-TIERED",
+    print(table(["PARTITION", "LEADER", "REPLICAS", "ISR", "EARLIEST", "EARLIEST-LOCAL", "LATEST-TIERED",
                   "LATEST"], [
         [p["partition"], p["leader"], ",".join(map(str, p["replicas"])), ",".join(map(str, p["isr"])),
-         _dash(p["earliest"]), _dash(p["earliest_local"]), _dash(p["latest_tiered"]), _dash(p["latest"])]
+         dash(p["earliest"]), dash(p["earliest_local"]), dash(p["latest_tiered"]), dash(p["latest"])]
         for p in d["partitions"]]))
     print()
     if d["configs"]:
-        print(_table(["CONFIG", "VALUE", "SOURCE"], [
-            [name, "(sensitive)" if e["sensitive"] else _dash(e["value"]), e["source"]]
+        print(table(["CONFIG", "VALUE", "SOURCE"], [
+            [name, "(sensitive)" if e["sensitive"] else dash(e["value"]), e["source"]]
             for name, e in d["configs"].items()]))
     else:
         print("every config has its default value")
