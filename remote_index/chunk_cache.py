@@ -23,7 +23,7 @@ import collections
 import logging
 from dataclasses import dataclass
 
-from .buffer_pool import BufferPool, Lease
+from .buffer_pool import BufferPool, Lease, PoolExhausted
 from .rate_limit import TokenBucket
 from .read_metrics import ReadMetrics
 from .segment_format import ChunkEntry, decode_chunk
@@ -43,20 +43,32 @@ class HydratedChunk:
     topic: str
     pins: int = 0
     prefetched: bool = False  # hydrated ahead of demand and not read yet
+    consumed: bool = False  # its last reader read it to its end (a sequential reader is done with it)
 
     @property
     def slabs(self) -> int:
         return sum(lease.slabs for lease in self.leases)
 
 
+def _eviction_rank(chunk: HydratedChunk) -> int:
+    """0: read to its end, 1: read part way, 2: prefetched and not read yet."""
+    return 2 if chunk.prefetched else 0 if chunk.consumed else 1
+
+
+def _sizes(entry: ChunkEntry) -> tuple[int, ...]:
+    """The buffers a hydration of `entry` reserves: as stored, and decoded if compressed."""
+    return (entry.object_length, entry.length) if entry.compressed else (entry.object_length,)
+
+
 class _Flight:
     """One hydration in progress and how many tasks wait for it."""
 
-    __slots__ = ("task", "waiters")
+    __slots__ = ("prefetch", "task", "waiters")
 
-    def __init__(self) -> None:
+    def __init__(self, prefetch: bool = False) -> None:
         self.task: asyncio.Task | None = None
         self.waiters = 0
+        self.prefetch = prefetch  # started by a prefetch: it gives up rather than evict
 
 
 class ChunkCache:
@@ -87,30 +99,39 @@ class ChunkCache:
             if not prefetch:
                 if chunk.prefetched:
                     self.metrics.prefetch_hits.inc()
-                chunk.prefetched = False
+                chunk.prefetched = chunk.consumed = False
             chunk.pins += 1
             return chunk
         if not prefetch:
             self.metrics.prefetch_misses.inc()
-        flight = self._flights.get(chunk_id)
-        if flight is None or flight.task.done():  # a done one landed without us (or failed)
-            flight = _Flight()
-            flight.task = asyncio.ensure_future(
-                self._hydrate(data_key, entry, compression, topic, deadline, prefetch, flight))
-            self._flights[chunk_id] = flight
-            flight.task.add_done_callback(lambda t, cid=chunk_id: self._landed(cid, t))
-        # The chunk lands pinned once for each task waiting on it, so that nothing can
-        # evict it between landing and the waiters resuming.
-        flight.waiters += 1
-        try:
-            chunk = await asyncio.shield(flight.task)
-        except BaseException:
-            task = flight.task
-            if task.done() and not task.cancelled() and task.exception() is None:
-                self.unpin(task.result())  # landed with a pin for us, but we are cancelled
-            else:
+        while True:
+            flight = self._flights.get(chunk_id)
+            if flight is None or flight.task.done():  # a done one landed without us (or failed)
+                if prefetch:
+                    self._make_room_for_prefetch(_sizes(entry))  # PoolExhausted: no room, no flight
+                flight = _Flight(prefetch)
+                flight.task = asyncio.ensure_future(
+                    self._hydrate(data_key, entry, compression, topic, deadline, prefetch, flight))
+                self._flights[chunk_id] = flight
+                flight.task.add_done_callback(lambda t, cid=chunk_id: self._landed(cid, t))
+            # The chunk lands pinned once for each task waiting on it, so that nothing can
+            # evict it between landing and the waiters resuming.
+            flight.waiters += 1
+            try:
+                chunk = await asyncio.shield(flight.task)
+            except PoolExhausted:
                 flight.waiters -= 1
-            raise
+                if prefetch or not flight.prefetch:
+                    raise
+                continue  # joined a prefetch that found no room: hydrate on demand instead
+            except BaseException:
+                task = flight.task
+                if task.done() and not task.cancelled() and task.exception() is None:
+                    self.unpin(task.result())  # landed with a pin for us, but we are cancelled
+                else:
+                    flight.waiters -= 1
+                raise
+            break
         if not prefetch:
             chunk.prefetched = False
         self._chunks.move_to_end(chunk_id)
@@ -123,8 +144,11 @@ class ChunkCache:
         if not flight.cancelled() and flight.exception() is not None:
             log.debug("hydrating %s chunk %d failed: %s", chunk_id[0], chunk_id[1], flight.exception())
 
-    def unpin(self, chunk: HydratedChunk) -> None:
+    def unpin(self, chunk: HydratedChunk, *, consumed: bool | None = None) -> None:
+        """Release a pin; `consumed` tells whether the reader read the chunk to its end."""
         chunk.pins -= 1
+        if consumed is not None:
+            chunk.consumed = consumed
         if not chunk.pins:
             self.pool.wake_waiters()  # it can be evicted now: a waiting reservation may fit
 
@@ -132,7 +156,9 @@ class ChunkCache:
                        deadline: float, prefetch: bool, flight: _Flight) -> HydratedChunk:
         # Both buffers in one reservation: holding the stored one while queueing for
         # the decoded one could deadlock against a waiter that needs the held slab.
-        sizes = (entry.object_length, entry.length) if entry.compressed else (entry.object_length,)
+        sizes = _sizes(entry)
+        if prefetch:
+            self._make_room_for_prefetch(sizes)  # the room `get` made may have been taken since
         leases = await self.pool.reserve_all(sizes, deadline)
         stored = leases[0]
         try:
@@ -155,17 +181,21 @@ class ChunkCache:
         return chunk
 
     def evict(self, slabs_wanted: int) -> int:
-        """Drop unpinned chunks until `slabs_wanted` slabs are free: chunks already read
-        first, least recently used first, and only then prefetched chunks nobody has
-        read yet. (Plain LRU does the opposite for sequential readers: the chunk a
-        reader has just finished was touched after the chunks prefetched ahead of it,
-        so those went first and were downloaded twice.)"""
+        """Drop unpinned chunks until `slabs_wanted` slabs are free, least recently used
+        first within each class, the classes in this order: chunks read to their end,
+        chunks read part way (a reader is in the middle of them), prefetched chunks
+        nobody has read yet. (Plain LRU does the opposite for sequential readers: the
+        chunk a reader has just finished was touched after the chunks prefetched ahead
+        of it, so those went first and were downloaded twice.)"""
+        return self._evict(slabs_wanted, max_rank=2)
+
+    def _evict(self, slabs_wanted: int, max_rank: int) -> int:
         freed = 0
-        for unread in (False, True):
+        for rank in range(max_rank + 1):
             for chunk_id, chunk in list(self._chunks.items()):
                 if freed >= slabs_wanted:
                     return freed
-                if chunk.pins or chunk.prefetched is not unread:
+                if chunk.pins or _eviction_rank(chunk) != rank:
                     continue
                 del self._chunks[chunk_id]
                 if chunk.prefetched:
@@ -175,15 +205,26 @@ class ChunkCache:
                     lease.release()
         return freed
 
+    def _make_room_for_prefetch(self, sizes) -> None:
+        """Evict chunks read to their end, and nothing else, until `sizes` fit; raise
+        PoolExhausted if they still do not. The reservation that follows (no await in
+        between) then finds its room free and never asks for a wider eviction."""
+        wanted = sum(self.pool.slabs_for(n) for n in sizes)
+        missing = wanted - (self.pool.capacity_slabs - self.pool.used_slabs)
+        if missing > 0:
+            self._evict(missing, max_rank=0)
+        if self.pool.capacity_slabs - self.pool.used_slabs < wanted:
+            raise PoolExhausted("no room for a prefetch without evicting a chunk still in use")
+
     def prefetch_fits(self, entry: ChunkEntry) -> bool:
         """Whether hydrating `entry` ahead of demand fits in the pool's free space plus
-        that of unpinned chunks already read: a prefetch never evicts another one."""
-        sizes = (entry.object_length, entry.length) if entry.compressed else (entry.object_length,)
-        wanted = sum(self.pool.slabs_for(n) for n in sizes)
+        that of unpinned chunks read to their end: a prefetch never evicts a chunk a
+        reader is in the middle of, nor another prefetch."""
+        wanted = sum(self.pool.slabs_for(n) for n in _sizes(entry))
         free = self.pool.capacity_slabs - self.pool.used_slabs
         if free >= wanted:
             return True
-        return free + sum(c.slabs for c in self._chunks.values() if not c.pins and not c.prefetched) >= wanted
+        return free + sum(c.slabs for c in self._chunks.values() if not c.pins and _eviction_rank(c) == 0) >= wanted
 
     def close(self) -> None:
         """Cancel hydrations in flight and release every unpinned chunk."""

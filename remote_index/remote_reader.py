@@ -17,8 +17,9 @@ one ended) and get the next chunks hydrated ahead of them, across segment
 boundaries: one chunk at first, doubling with each sequential read up to
 `prefetch_chunks`, and never more than `prefetch_bytes` of not-yet-read
 prefetched data broker-wide. Prefetch only takes pool space that is free or
-held by chunks already read: it never evicts a chunk prefetched for a reader
-that has not got there yet (eviction takes those last; see `ChunkCache.evict`).
+held by chunks read to their end: it never evicts a chunk a reader is in the
+middle of, nor one prefetched for a reader that has not got there yet
+(eviction takes those last; see `ChunkCache.evict`).
 
 Remote bytes live in memory only: nothing is written to a file, so cold reads
 leave the page cache alone. Not thread-safe: event loop only.
@@ -212,11 +213,12 @@ class RemoteLogReader:
                 except PoolExhausted:
                     self.metrics.pool_exhausted.inc()
                     return out, position, last
+                full = True
                 try:
                     position, full = _copy_batches(chunk.data, out, position, upper_bound, max_bytes,
                                                    min_one_batch and not out)
                 finally:
-                    self.cache.unpin(chunk)
+                    self.cache.unpin(chunk, consumed=not full)  # not full: read to its end
                 last = (segment, index)
                 if full or len(out) >= max_bytes:
                     # No budget left: do not hydrate the next chunk (a GET, perhaps a wait

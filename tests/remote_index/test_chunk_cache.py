@@ -167,7 +167,7 @@ async def read_chunk(cache: ChunkCache, log: RemoteLog, index: int, *, prefetch:
     try:
         return bytes(chunk.data)
     finally:
-        cache.unpin(chunk)
+        cache.unpin(chunk, consumed=not prefetch)  # read whole, as a sequential reader does
 
 
 def expected_chunk(log: RemoteLog, index: int, segment: int = 0) -> bytes:
@@ -427,7 +427,17 @@ def test_a_prefetch_fits_only_in_free_space_or_that_of_chunks_already_read(tmp_p
         await read_chunk(cache, log, 3, prefetch=True)  # evicts 0
         assert not cache.prefetch_fits(meta.chunks[4])  # only unread prefetches left
         await read_chunk(cache, log, 1)
-        assert cache.prefetch_fits(meta.chunks[4])  # 1 has been read now
+        assert cache.prefetch_fits(meta.chunks[4])  # 1 has been read to its end now
+        key = log.segments[0].segment.data_key
+        loop = asyncio.get_running_loop()
+        chunk = await cache.get(key, meta.chunks[2], meta.compression, TOPIC, loop.time() + 30)
+        cache.unpin(chunk, consumed=False)  # a reader stopped in the middle of 2
+        await read_chunk(cache, log, 4)  # a demand read evicts 1 (read to its end), not 2 or 3
+        assert [cache.cached((key, i)) is not None for i in (1, 2, 3, 4)] == [False, True, True, True]
+        pinned = await cache.get(key, meta.chunks[4], meta.compression, TOPIC, loop.time() + 30)
+        assert not cache.prefetch_fits(meta.chunks[5])  # 2 is read part way, 3 unread, 4 pinned
+        cache.unpin(pinned, consumed=True)
+        assert cache.prefetch_fits(meta.chunks[5])
     run(body())
 
 
