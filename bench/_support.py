@@ -162,6 +162,12 @@ class MotoProcess:
             aws_access_key_id=S3_ACCESS_KEY, aws_secret_access_key=S3_ACCESS_KEY)
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # -- the broker's /metrics ---------------------------------------------------------
 
 
