@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 PARTITIONS = 4
+TARGET = 0.5
 
 
 def produce(bootstrap: str, topic: str, record_size: int, count: int, acks: str) -> float:
@@ -75,6 +76,7 @@ def main() -> None:
     raw = raw_tcp_mb_per_s(total)
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     rows = []
+    ratios: dict[tuple[int, str], tuple[float, float]] = {}
     try:
         for record_size in (1024, 100 * 1024):
             for acks in ("1", "all"):
@@ -85,12 +87,17 @@ def main() -> None:
                 c = consume(broker.bootstrap, topic, record_size, count)
                 rows.append([f"{record_size // 1024} KiB", acks, f"{p:.0f}", f"{100 * p / raw:.0f}%",
                              f"{c:.0f}", f"{100 * c / raw:.0f}%"])
+                ratios[(record_size, acks)] = (p / raw, c / raw)
                 # Deleting the topic frees its page cache for the next case to reuse.
                 admin.delete_topics([topic])[topic].result()
     finally:
         broker.stop()
     print_table(f"tierbroker produce/consume, {args.mib} MiB per case; raw loopback TCP = {raw:.0f} MB/s",
                 ["record", "acks", "produce MB/s", "of raw", "consume MB/s", "of raw"], rows)
+    produce_ratio, consume_ratio = ratios[(100 * 1024, "1")]
+    for what, ratio in (("produce", produce_ratio), ("consume", consume_ratio)):
+        verdict = "PASS" if ratio >= TARGET else "FAIL"
+        print(f"target: {what} with 100 KiB records (acks=1) >= {TARGET:.0%} of raw: {ratio:.0%} {verdict}")
 
 
 if __name__ == "__main__":
