@@ -13,6 +13,7 @@ default is left out of the tagged section.
 
 from __future__ import annotations
 
+import abc
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -57,17 +58,17 @@ class Versions:
         return self.low <= version <= self.high
 
 
-class Type:
+class Type(abc.ABC):
     """A scalar wire type. `read`/`write` take whether the version is flexible."""
 
     name = "?"
     default: Any = None
 
-    def read(self, r: Reader, flexible: bool, nullable: bool):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def read(self, r: Reader, flexible: bool, nullable: bool): ...
 
-    def write(self, w: Writer, value, flexible: bool, nullable: bool) -> None:  # pragma: no cover
-        raise NotImplementedError
+    @abc.abstractmethod
+    def write(self, w: Writer, value, flexible: bool, nullable: bool) -> None: ...
 
     def __repr__(self) -> str:
         return self.name

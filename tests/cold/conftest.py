@@ -39,6 +39,7 @@ from tests.support.moto_server import (  # noqa: F401 (fixtures)
     moto_server,
     s3_bucket,
 )
+from tests.support.prometheus import Metrics
 from tests.support.raw_client import RawClient
 
 EARLIEST, EARLIEST_LOCAL, LATEST_TIERED, LATEST = -2, -4, -5, -1
@@ -152,24 +153,6 @@ def decode_records(data: bytes) -> list[tuple[int, bytes, bytes, tuple, int]]:
 
 
 # -- the broker --------------------------------------------------------------------------
-
-
-class Metrics:
-    """One scrape of the broker's Prometheus endpoint."""
-
-    def __init__(self, text: str):
-        from prometheus_client.parser import text_string_to_metric_families
-
-        self.samples: dict[tuple[str, tuple], float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                self.samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-
-    def get(self, name: str, **labels) -> float:
-        return self.samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-    def total(self, name: str) -> float:
-        return sum(v for (n, _), v in self.samples.items() if n == name)
 
 
 class ColdBroker:

@@ -20,7 +20,6 @@ import itertools
 import json
 import struct
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import zstandard
 from crc32c import crc32c
 
 from tests.helpers.record_batches import build_batch
+from tests.support.prometheus import Metrics, scrape  # noqa: F401 (re-exported for the tiering tests)
 from tests.support.moto_server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from tests.support.raw_client import RawClient
 
@@ -136,30 +136,6 @@ def fetch_records(client: RawClient, topic: str, partition: int, offset: int,
     part = reply.responses[0].partitions[0]
     assert part.error_code == 0, part.error_code
     return [(o, v) for o, _, v in iter_records(bytes(part.records or b""), allow_partial=True) if o >= offset]
-
-
-class Metrics:
-    """One scrape of the broker's Prometheus endpoint."""
-
-    def __init__(self, port: int):
-        from prometheus_client.parser import text_string_to_metric_families
-
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        self.samples: dict[tuple[str, tuple], float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                self.samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-
-    def get(self, name: str, **labels) -> float:
-        """The sample's value (0 when absent: a labelled counter appears on first use)."""
-        return self.samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-    def total(self, name: str) -> float:
-        return sum(v for (n, _), v in self.samples.items() if n == name)
-
-
-def scrape(port: int) -> Metrics:
-    return Metrics(port)
 
 
 # ---------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 import random
 import time
 
-import pytest
 
 from tests.support.broker import BrokerProcess, free_port
 from tests.support.fault_proxy import FaultProxy
