@@ -24,6 +24,7 @@ from tests.support.raw_client import RawClient
 from tests.tiering.harness import (
     create_topic,
     fetch_records,
+    iter_records,
     list_offsets,
     produce,
     s3_overrides,
@@ -192,5 +193,65 @@ def test_rollback_without_disk_room_is_refused_up_front(tmp_path, s3_bucket):
                 {"resource_type": 2, "resource_name": TOPIC, "configuration_keys": ["remote.storage.enable"]}],
                 "include_synonyms": False, "include_documentation": False})
             assert described.results[0].configs[0].value == "true"
+    finally:
+        broker.kill()
+
+
+@pytest.mark.parametrize("delete_remote", [True, False], ids=["after-delete-remote", "after-keep-remote"])
+def test_tiering_turned_back_on_uploads_again(tmp_path, s3_bucket, delete_remote):
+    """A rolled-back topic, and a never-tiered one, upload their closed segments normally
+    once remote.storage.enable is true again."""
+    broker = _broker(tmp_path, s3_bucket).start()
+    admin_port = int(broker.overrides["admin.http.port"])
+    never = "never-tiered"
+    try:
+        with RawClient(broker.bootstrap) as client:
+            create_topic(client, TOPIC, TOPIC_CONFIGS, 1)
+            create_topic(client, never, {"segment.bytes": "8000"}, 1)
+            for i in range(300):
+                produce(client, TOPIC, 0, [b"a-%05d-" % i + b"x" * 120])
+                produce(client, never, 0, [b"n-%05d-" % i + b"x" * 120])
+            wait_for(lambda: list_offsets(client, TOPIC, 0)[EARLIEST_LOCAL] > 0, 60, "remote-only data")
+            assert list_offsets(client, never, 0)[LATEST_TIERED] == -1
+            status, reply = _admin(admin_port, "POST", "/v1/tier/rollback",
+                                   {"topic": TOPIC, "delete_remote": delete_remote})
+            assert status == 202, reply
+            wait_for(lambda: _admin(admin_port, "GET", f"/v1/tier/rollback?topic={TOPIC}")[1].get("state") == "done",
+                     60, "the rollback")
+            assert list_offsets(client, TOPIC, 0)[LATEST_TIERED] == -1
+            for name in (TOPIC, never):
+                reply = client.request("IncrementalAlterConfigs", 1, {"resources": [
+                    {"resource_type": 2, "resource_name": name, "configs": [
+                        {"name": "remote.storage.enable", "config_operation": 0, "value": "true"},
+                        {"name": "local.retention.bytes", "config_operation": 0, "value": "9000"}]}],
+                    "validate_only": False})
+                assert reply.responses[0].error_code == 0, reply.responses[0].error_message
+            for i in range(300, 400):
+                produce(client, TOPIC, 0, [b"a-%05d-" % i + b"x" * 120])
+            end = list_offsets(client, TOPIC, 0)[LATEST]
+            for name in (TOPIC, never):
+                wait_for(lambda n=name: list_offsets(client, n, 0)[LATEST_TIERED] > 250, 60,
+                         f"{name}'s closed segments to be uploaded again")
+                wait_for(lambda n=name: list_offsets(client, n, 0)[EARLIEST_LOCAL] > 0, 60,
+                         f"local retention to apply to {name} again")
+                assert list_offsets(client, name, 0)[EARLIEST] == 0, "nothing is lost on the way"
+            # Everything is still readable across both tiers, in order.
+            seen, offset = [], 0
+            while offset < end:
+                reply = client.request("Fetch", 11, {
+                    "replica_id": -1, "max_wait_ms": 2000, "min_bytes": 1, "max_bytes": 1 << 20,
+                    "isolation_level": 0, "session_id": 0, "session_epoch": -1, "rack_id": "",
+                    "forgotten_topics_data": [], "topics": [{"topic": TOPIC, "partitions": [
+                        {"partition": 0, "current_leader_epoch": -1, "fetch_offset": offset,
+                         "log_start_offset": -1, "partition_max_bytes": 1 << 20}]}]})
+                part = reply.responses[0].partitions[0]
+                assert part.error_code == 0, part.error_code
+                batch = [(o, v) for o, _, v in iter_records(bytes(part.records or b""), allow_partial=True)
+                         if o >= offset]
+                assert batch, f"no progress at {offset}"
+                seen.extend(batch)
+                offset = batch[-1][0] + 1
+            assert [o for o, _ in seen] == list(range(end))
+            assert [v[:7] for _, v in seen] == [b"a-%05d" % i for i in range(end)]
     finally:
         broker.kill()
