@@ -310,7 +310,7 @@ def _rollback(endpoint: AdminEndpoint, args) -> int:
 
 
 def _fraction(p: dict) -> float:
-    if p["state"] in ("done", "deleting-remote"):
+    if p["state"] in ("done", "deleting-remote", "finishing"):
         return 1.0
     if p["total_bytes"] > 0:
         return min(1.0, p["restored_bytes"] / p["total_bytes"])

@@ -144,7 +144,8 @@ class TierAdmin:
     async def _finished(self, rollback) -> None:
         topic = self._registry.get(rollback.topic)
         if topic is not None:
-            fields = rollback.progress.to_json()
+            self._registry.sync_tiering(topic)  # detach first: the topic is local-only now
+            fields = {**rollback.progress.to_json(), "state": "done"}
             write_file_atomically(self._done_record(topic.topic_id), json.dumps(fields).encode())
             self._marker(topic.topic_id).unlink(missing_ok=True)
             if rollback.delete_remote:
@@ -152,7 +153,6 @@ class TierAdmin:
                     await self._tiering.store.delete(rollback.tiers[0].manifests.keys.topic_description_key)
                 except StoreError as exc:
                     log.warning("could not delete the description of %s from the bucket: %s", topic.name, exc)
-            self._registry.sync_tiering(topic)
 
     def _marker(self, topic_id) -> Path:
         return self.markers / f"{topic_id}.json"

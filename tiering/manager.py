@@ -121,7 +121,7 @@ class TieringManager:
         """Plan and start restoring `topic` (partition logs in index order). Raises
         RollbackRefused before anything changes; `on_finished(rollback)` runs once it is done."""
         running = self.rollbacks.get(topic)
-        if running is not None and running.progress.state in ("restoring", "deleting-remote"):
+        if running is not None and running.progress.state in ("restoring", "deleting-remote", "finishing"):
             return running
         tiers = []
         for index, plog in enumerate(logs):
@@ -131,6 +131,11 @@ class TieringManager:
                 tier = PartitionTier(ref, plog, TierPolicy.read_only(), self.store, self.settings.hashed_prefix,
                                      self.metrics)
             tiers.append(tier)
+        for tier in tiers:
+            tier.rolling_back = True  # passes starting from now on leave the partition alone
+        in_flight = [self._running[t.ref] for t in tiers if t.ref in self._running]
+        if in_flight:
+            await asyncio.wait(in_flight)  # a pass that already started must not delete under the restore
         rollback = TopicRollback(topic, tiers, self.store, delete_remote=delete_remote,
                                  rate_bytes_per_s=rate_bytes_per_s, on_progress=self._rollback_progress,
                                  headroom_bytes=self.settings.rollback_headroom_bytes)
@@ -161,6 +166,8 @@ class TieringManager:
         for tier in rollback.tiers:
             tier.rolling_back = False
         await on_finished(rollback)
+        rollback.progress.state = "done"
+        self._rollback_progress(rollback.progress)
 
     def _rollback_progress(self, progress) -> None:
         self.metrics.rollback_restored_bytes.labels(progress.topic).set(progress.restored_bytes)

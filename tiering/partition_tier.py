@@ -83,7 +83,7 @@ class PartitionTier:
             await collect_garbage(self.store, self.manifests)
             self.needs_gc = False
         if self.policy.uploads:
-            while (segment := self._next_eligible()) is not None:
+            while not self.rolling_back and (segment := self._next_eligible()) is not None:
                 async with upload_slots:
                     try:
                         await uploader.upload(UploadContext(self.ref.topic, self.ref.partition),
@@ -95,6 +95,8 @@ class PartitionTier:
                 self.last_upload_ms = _now_ms()
                 self.last_error = None
                 self._publish()
+        if self.rolling_back:
+            return  # a rollback started while this pass ran: it owns the partition now
         now_ms = _now_ms()
         self._apply_local_retention(now_ms)
         await self._apply_total_retention(now_ms)

@@ -49,7 +49,7 @@ class RollbackRefused(Exception):
 @dataclass
 class RollbackProgress:
     topic: str
-    state: str  # "restoring" | "deleting-remote" | "done" | "failed"
+    state: str  # "restoring" | "deleting-remote" | "finishing" | "done" | "failed"
     restored_bytes: int = 0
     total_bytes: int = 0
     restored_segments: int = 0
@@ -129,7 +129,8 @@ class TopicRollback:
                     listed = await retrying(lambda t=tier: self.store.list(t.manifests.keys.partition_prefix),
                                             self.backoff)
                     await retrying(lambda keys=[i.key for i in listed]: self.store.delete_many(keys), self.backoff)
-            self.progress.state = "done"
+            # "done" is declared by the manager once the broker has detached the topic.
+            self.progress.state = "finishing"
             log.info("rollback of topic %s done: %d segments (%d bytes) restored; remote objects %s",
                      self.topic, self.progress.restored_segments, self.progress.restored_bytes,
                      "deleted" if self.delete_remote else "kept (read-only)")
