@@ -525,12 +525,17 @@ class PartitionLog:
                 best = segment
         if best is None:
             return -1, -1
-        # In the segment holding the largest timestamp, the first record with a
-        # timestamp >= it is the first record carrying it.
-        found = best.find_timestamp(best.max_timestamp, max(lso, best.base_offset))
-        if found is None:
-            return best.max_timestamp, max(best.offset_of_max_timestamp, lso)
-        return best.max_timestamp, found[0]
+        # From the first segment holding the largest timestamp on, the first record
+        # with a timestamp >= it is the first surviving record carrying it (a later
+        # segment may carry it too when the log start offset hides the first one).
+        target = best.max_timestamp
+        for segment in self._segments[self._segments.index(best):]:
+            if segment.next_offset <= lso or segment.max_timestamp < target:
+                continue
+            found = segment.find_timestamp(target, max(lso, segment.base_offset))
+            if found is not None:
+                return target, found[0]
+        return target, max(best.offset_of_max_timestamp, lso)
 
     # -- deletion --------------------------------------------------------------------
 
