@@ -14,6 +14,7 @@ Two halves:
 
 from __future__ import annotations
 
+import abc
 import base64
 import hashlib
 import itertools
@@ -236,14 +237,14 @@ def local_records(directory: Path) -> dict[int, bytes]:
 # The bucket, read independently
 
 
-class BucketReader:
+class BucketReader(abc.ABC):
     """list and ranged get, nothing else."""
 
-    def list(self, prefix: str) -> dict[str, int]:  # key -> size
-        raise NotImplementedError
+    @abc.abstractmethod
+    def list(self, prefix: str) -> dict[str, int]: ...  # key -> size
 
-    def get(self, key: str, start: int = 0, length: int | None = None) -> bytes:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def get(self, key: str, start: int = 0, length: int | None = None) -> bytes: ...
 
 
 class MinioReader(BucketReader):
