@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 
 import pytest
 from log_helpers import (
@@ -107,7 +108,11 @@ def test_corrupt_byte_mid_active_segment_truncates_there(open_log, log_dir, capl
     assert log.max_timestamp_and_offset() == (NOW + 110, 11)
 
 
-@pytest.mark.parametrize("garbage", [b"\x00" * 5_000, b"\x00" * 7, os.urandom(3_000), b"\xff" * 100])
+@pytest.mark.parametrize(
+    "garbage",
+    [b"\x00" * 5_000, b"\x00" * 7, random.Random(110).randbytes(3_000), b"\xff" * 100],
+    ids=["zeros-5000", "zeros-7", "random-3000", "ones-100"],
+)
 def test_garbage_after_the_last_batch_is_removed(open_log, log_dir, garbage):
     log = open_log(SMALL)
     _fill(log, 5)
