@@ -12,27 +12,30 @@ manifest is rewritten whole on every change, so it must stay small as segments
 accumulate: a segment costs a few hundred bytes here instead of a row per
 chunk, and a cold read fetches one segment's meta only when it needs it.
 
-Storage (keys.py): every change writes a new version `manifest/<version:020d>.json`
-and then the `manifest/latest` pointer. Versions strictly increase, by one per
-write except that a version number seen in the bucket is never reused (after
-falling back past a corrupt version, the next write skips its number). The
-version object is the commit point:
+Storage (keys.py): every change writes a new version `manifest/<version:020d>.json`.
+Versions strictly increase, by one per write except that a version number seen
+in the bucket is never reused (after falling back past a corrupt version, the
+next write skips its number). The version object is the commit point, and
+`load` finds the newest one by listing `manifest/`:
 
 - With conditional put (`supports_conditional_put`), a version is written
   create-only, so of two writers racing for version N exactly one succeeds; the
   other gets `ManifestConflict` with a freshly loaded cache and may re-apply its
   change. This is what makes the manifest safe against a stale second writer
-  (a partition leader that has not noticed it was replaced).
-- Without it, the version is written after a HEAD check and a plain put: a
-  racing writer can still overwrite the same version (last writer wins). That is
-  safe only with one writer per partition, which the broker guarantees locally.
+  (a partition leader that has not noticed it was replaced). A commit is then
+  one PUT.
+- Without it, the version is written after a HEAD check and a plain put (a
+  racing writer can still overwrite the same version: last writer wins, safe
+  only with one writer per partition, which the broker guarantees locally), and
+  then the `manifest/latest` pointer. The pointer is a hint: if it is lost
+  (crash, failed put), listing still finds the newest version.
 
-The pointer is a hint written after the version: if it is lost (crash, failed
-put), `load` still finds the newest version by listing `manifest/`. The last
-`keep_versions` versions are kept (rollback and forensics), older ones deleted
-after a successful commit. Each document is sealed with a CRC-32C of its body;
-a version that fails it (or does not parse, or names another partition) is
-reported with its key and `load` falls back to the previous version.
+The last `keep_versions` versions are kept (rollback and forensics); older ones
+are deleted in batches of `cleanup_batch`, one request per batch after a
+successful commit, so cleanup costs a fraction of a request per commit. Each
+document is sealed with a CRC-32C of its body; a version that fails it (or does
+not parse, or names another partition) is reported with its key and `load`
+falls back to the previous version.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ logger = logging.getLogger("remote_index.manifest")
 MANIFEST_FORMAT_VERSION = 1
 TOPIC_FORMAT_VERSION = 1
 DEFAULT_KEEP_VERSIONS = 3
+DEFAULT_CLEANUP_BATCH = 8
 _LOAD_ATTEMPTS = 3
 NO_TIMESTAMP = -1
 
@@ -405,12 +409,14 @@ class ManifestStore:
     to the newest cached version. Across processes the create-only put decides.
     """
 
-    def __init__(self, store: ObjectStore, keys: PartitionKeys, *, keep_versions: int = DEFAULT_KEEP_VERSIONS):
-        if keep_versions < 1:
-            raise ValueError("keep_versions must be at least 1")
+    def __init__(self, store: ObjectStore, keys: PartitionKeys, *, keep_versions: int = DEFAULT_KEEP_VERSIONS,
+                 cleanup_batch: int = DEFAULT_CLEANUP_BATCH):
+        if keep_versions < 1 or cleanup_batch < 1:
+            raise ValueError("keep_versions and cleanup_batch must be at least 1")
         self.store = store
         self.keys = keys
         self.keep_versions = keep_versions
+        self.cleanup_batch = cleanup_batch
         self._cached: PartitionManifest | None = None
         self._next_version = 1
         self._stored_versions: set[int] = set()  # version objects believed to exist
@@ -448,7 +454,7 @@ class ManifestStore:
     async def _load(self) -> PartitionManifest:
         keys = self.keys
         for _ in range(_LOAD_ATTEMPTS):
-            pointer = await self._read_pointer()
+            pointer = None if self.store.supports_conditional_put else await self._read_pointer()
             listed = {
                 version
                 for info in await self.store.list(keys.manifest_prefix)
@@ -536,9 +542,12 @@ class ManifestStore:
         self._next_version = version + 1
         self._stored_versions.add(version)
         # Neither follow-up is part of the commit (both only log their failures), so
-        # they run side by side: one round trip per commit rather than two. A reader
-        # that meanwhile finds the pointer naming a deleted version lists instead.
-        await asyncio.gather(self._write_pointer(key, version), self._delete_old_versions(version))
+        # they run side by side. A reader that meanwhile finds the pointer naming a
+        # deleted version lists instead.
+        follow_ups = [self._delete_old_versions(version)]
+        if not self.store.supports_conditional_put:
+            follow_ups.append(self._write_pointer(key, version))
+        await asyncio.gather(*follow_ups)
         return new
 
     async def _write_pointer(self, key: str, version: int) -> None:
@@ -549,7 +558,7 @@ class ManifestStore:
 
     async def _delete_old_versions(self, newest: int) -> None:
         old = sorted(v for v in self._stored_versions if v <= newest - self.keep_versions)
-        if not old:
+        if len(old) < self.cleanup_batch:
             return
         try:
             await self.store.delete_many([self.keys.manifest_key(v) for v in old])

@@ -83,18 +83,7 @@ class PartitionTier:
             await collect_garbage(self.store, self.manifests)
             self.needs_gc = False
         if self.policy.uploads:
-            while not self.rolling_back and (segment := self._next_eligible()) is not None:
-                async with upload_slots:
-                    try:
-                        await uploader.upload(UploadContext(self.ref.topic, self.ref.partition),
-                                              self.manifests, segment, segment.next_offset - 1, self.policy)
-                    except Exception as exc:
-                        self.needs_gc = True
-                        self.last_error = f"upload of segment {segment.base_offset} failed: {exc}"
-                        raise
-                self.last_upload_ms = _now_ms()
-                self.last_error = None
-                self._publish()
+            await self._upload_eligible(uploader, upload_slots)
         if self.rolling_back:
             return  # a rollback started while this pass ran: it owns the partition now
         now_ms = _now_ms()
@@ -102,8 +91,49 @@ class PartitionTier:
         await self._apply_total_retention(now_ms)
         self._update_gauges()
 
-    def _next_eligible(self):
+    async def _upload_eligible(self, uploader: SegmentUploader, upload_slots) -> None:
+        """Upload eligible segments in offset order until none is left (or a rollback
+        starts). While segment N goes up, segment N+1 is already known, so N's
+        COPY_FINISHED commit also starts N+1's attempt (uploader.py)."""
+        ctx = UploadContext(self.ref.topic, self.ref.partition)
+        attempt = None
+        try:
+            while not self.rolling_back:
+                if attempt is None:
+                    segment = self._next_eligible()
+                    if segment is None:
+                        return
+                    attempt = await uploader.prepare(self.manifests, segment, segment.next_offset - 1, self.policy)
+                async with upload_slots:
+                    following = self._next_eligible(after=attempt.segment.next_offset)
+                    next_attempt = None
+                    if following is not None:
+                        next_attempt = await uploader.prepare(self.manifests, following, following.next_offset - 1,
+                                                              self.policy)
+                    try:
+                        await uploader.upload(ctx, self.manifests, attempt, self.policy, next_attempt)
+                    except Exception as exc:
+                        if next_attempt is not None:
+                            next_attempt.close()
+                        self.needs_gc = True
+                        self.last_error = f"upload of segment {attempt.segment.base_offset} failed: {exc}"
+                        raise
+                attempt = next_attempt
+                self.last_upload_ms = _now_ms()
+                self.last_error = None
+                self._publish()
+        finally:
+            if attempt is not None:
+                attempt.close()
+                if attempt.started:
+                    self.needs_gc = True  # its COPY_STARTED entry names no objects: the next GC drops it
+
+    def _next_eligible(self, after: int | None = None):
+        """The oldest closed, non-empty local segment the remote tier lacks, at or
+        after offset `after` when given; None if the next one is the active segment."""
         remote_end = self.log.remote_end_offset
+        if after is not None:
+            remote_end = after if remote_end is None else max(remote_end, after)
         remote_start = self.manifest.log_start_offset if self.manifest else 0
         for segment in self.log.segments:
             if segment.is_active or not segment.size_bytes:

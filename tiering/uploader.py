@@ -13,6 +13,11 @@ The protocol of one attempt, each step committed before the next starts:
 4. manifest: the entry moves to COPY_FINISHED. This is the commit point: only
    now may local retention delete the local segment.
 
+When a partition has several segments to upload, step 4 of one attempt also
+records step 1 of the next (`next_attempt`): one manifest write per segment
+instead of two. Both changes land together or not at all, so the state machine
+is the same as with separate writes.
+
 Every byte sent first passes the shared token bucket. An attempt that fails
 aborts its multipart upload and tries to mark its entry DELETE_STARTED and
 delete what it wrote; whatever it cannot clean up (bucket down, crash) is left
@@ -62,6 +67,27 @@ class UploadContext:
     partition: int
 
 
+class UploadAttempt:
+    """One try at uploading one closed local segment, under a fresh segment id.
+
+    It holds the segment file open from creation to `close()`, so the bytes stay
+    readable even if retention deletes the file meanwhile. `started` says whether
+    its COPY_STARTED entry has been committed."""
+
+    def __init__(self, segment: SegmentInfo, last_offset: int, entry: RemoteSegment, fd: int, index_bytes):
+        self.segment = segment
+        self.last_offset = last_offset
+        self.entry = entry
+        self.fd = fd
+        self.index_bytes = index_bytes
+        self.started = False
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
 class SegmentUploader:
     """Shared by every partition; concurrency is bounded by the caller."""
 
@@ -73,35 +99,54 @@ class SegmentUploader:
         self.metrics = metrics
         self.backoff = backoff
 
-    async def upload(self, ctx: UploadContext, manifests: ManifestStore, segment: SegmentInfo,
-                     last_offset: int, policy: TierPolicy) -> RemoteSegment:
-        """Upload `segment` (closed, holding offsets up to `last_offset`) and commit it."""
-        # Open the files first: if retention deletes them meanwhile, the fd keeps the data.
+    async def prepare(self, manifests: ManifestStore, segment: SegmentInfo, last_offset: int,
+                      policy: TierPolicy) -> UploadAttempt:
+        """A new attempt at `segment` (closed, holding offsets up to `last_offset`);
+        nothing is written yet. The caller closes it (`upload` does)."""
         fd = await asyncio.to_thread(os.open, segment.path, os.O_RDONLY)
-        index_bytes = await asyncio.to_thread(read_segment_indexes, segment.path)
-        encoder = SegmentEncoder(fd, segment.size_bytes, compression=policy.chunk_compression,
-                                 chunk_bytes=policy.chunk_bytes, base_offset=segment.base_offset)
+        try:
+            index_bytes = await asyncio.to_thread(read_segment_indexes, segment.path)
+        except BaseException:
+            os.close(fd)
+            raise
         entry = RemoteSegment.start_copy(
             manifests.keys, base_offset=segment.base_offset, last_offset=last_offset,
             size_bytes=segment.size_bytes, now_ms=_now_ms(), max_timestamp=segment.max_timestamp_ms,
             compression=policy.chunk_compression)
+        return UploadAttempt(segment, last_offset, entry, fd, index_bytes)
+
+    async def upload(self, ctx: UploadContext, manifests: ManifestStore, attempt: UploadAttempt,
+                     policy: TierPolicy, next_attempt: UploadAttempt | None = None) -> RemoteSegment:
+        """Upload the attempt's segment and commit it, then close the attempt. With
+        `next_attempt`, the commit also starts that attempt (it is then `started`)."""
+        segment, entry = attempt.segment, attempt.entry
+        encoder = SegmentEncoder(attempt.fd, segment.size_bytes, compression=policy.chunk_compression,
+                                 chunk_bytes=policy.chunk_bytes, base_offset=segment.base_offset)
         try:
-            await self._retry("manifest", lambda: manifests.commit(lambda m: m.with_segment(entry),
-                                                                   conflict_retries=CONFLICT_RETRIES))
-            meta, meta_bytes = await self._upload_objects(entry, encoder, segment.size_bytes, index_bytes)
+            if not attempt.started:
+                await self._retry("manifest", lambda: manifests.commit(lambda m: m.with_segment(entry),
+                                                                       conflict_retries=CONFLICT_RETRIES))
+                attempt.started = True
+            meta, meta_bytes = await self._upload_objects(entry, encoder, segment.size_bytes, attempt.index_bytes)
             finished = entry.finished(meta, crc32c(meta_bytes), _now_ms())
-            await self._retry("manifest", lambda: manifests.commit(lambda m: m.with_segment(finished),
-                                                                   conflict_retries=CONFLICT_RETRIES))
+
+            def finish(m):
+                m = m.with_segment(finished)
+                return m if next_attempt is None else m.with_segment(next_attempt.entry)
+
+            await self._retry("manifest", lambda: manifests.commit(finish, conflict_retries=CONFLICT_RETRIES))
         except Exception as exc:
             self.metrics.upload_errors.labels(ctx.topic).inc()
             await self._abandon(manifests, entry, exc)
             raise
         finally:
-            os.close(fd)
+            attempt.close()
+        if next_attempt is not None:
+            next_attempt.started = True
         self.metrics.bytes_uploaded.labels(ctx.topic).inc(segment.size_bytes)
         self.metrics.segments_uploaded.labels(ctx.topic).inc()
         log.info("uploaded %s-%d segment [%d, %d] (%d bytes, %d stored in %d chunks) as %s",
-                 ctx.topic, ctx.partition, segment.base_offset, last_offset, segment.size_bytes,
+                 ctx.topic, ctx.partition, segment.base_offset, attempt.last_offset, segment.size_bytes,
                  meta.object_bytes, len(meta.chunks), entry.data_key)
         return finished
 

@@ -45,6 +45,14 @@ def store(tmp_path):
     return LocalDirectoryStore(tmp_path / "bucket")
 
 
+@pytest.fixture
+def plain_store(tmp_path):
+    """A store without create-only puts: the manifest writes a pointer after each version."""
+    store = LocalDirectoryStore(tmp_path / "bucket")
+    store.supports_conditional_put = False
+    return store
+
+
 def fake_meta(base: int, last: int, size: int = 1000) -> SegmentMeta:
     return SegmentMeta(compression="zstd", chunk_bytes=4096, base_offset=base, last_offset=last, size_bytes=size,
                        object_bytes=size // 2, data_crc32c=123, first_timestamp=NOW, max_timestamp=NOW + last,
@@ -90,7 +98,6 @@ def test_commit_and_reload(store):
         second = await manifests.commit(finish(seg))
         assert (first.version, second.version) == (1, 2)
         assert manifests.cached is second
-        assert await store.get(KEYS.latest_key) == b"2"
         reloaded = await ManifestStore(store, KEYS).load()
         assert reloaded == second
         return reloaded
@@ -115,7 +122,18 @@ def test_a_change_that_changes_nothing_writes_nothing(store):
         assert (await manifests.commit(lambda m: m.with_state(seg.segment_id, S.COPY_STARTED, NOW))).version == 1
 
     run(go())
-    assert stored_versions(store) == ["00000000000000000001.json", "latest"]
+    assert stored_versions(store) == ["00000000000000000001.json"]  # one PUT per commit, no pointer
+
+
+def test_without_conditional_put_a_pointer_follows_each_version(plain_store):
+    async def go():
+        manifests = ManifestStore(plain_store, KEYS)
+        await manifests.commit(add(started(0, 9)))
+        await manifests.commit(add(started(10, 19)))
+        assert await plain_store.get(KEYS.latest_key) == b"2"
+        assert (await ManifestStore(plain_store, KEYS).load()).version == 2
+
+    run(go())
 
 
 def test_lifecycle_through_the_manifest(store):
@@ -227,7 +245,9 @@ def test_concurrent_commits_in_one_process_are_serialized(store):
     assert m.version == 10 and len(m.segments) == 10
 
 
-def test_lost_pointer_update_is_found_by_listing(store):
+def test_lost_pointer_update_is_found_by_listing(plain_store):
+    store = plain_store
+
     async def go():
         manifests = ManifestStore(store, KEYS)
         await manifests.commit(add(started(0, 9)))
@@ -253,6 +273,7 @@ class PointerFailingStore(LocalDirectoryStore):
 
 def test_commit_survives_a_failed_pointer_update(tmp_path):
     store = PointerFailingStore(tmp_path / "bucket")
+    store.supports_conditional_put = False
 
     async def go():
         manifests = ManifestStore(store, KEYS)
@@ -297,27 +318,48 @@ def test_lost_response_then_retry_finds_its_own_write(store):
 
 def test_old_versions_are_deleted(store):
     async def go():
-        manifests = ManifestStore(store, KEYS, keep_versions=3)
+        manifests = ManifestStore(store, KEYS, keep_versions=3, cleanup_batch=1)
         for i in range(6):
             await manifests.commit(add(started(i * 10, i * 10 + 9)))
 
     run(go())
-    assert stored_versions(store) == [f"{v:020d}.json" for v in (4, 5, 6)] + ["latest"]
+    assert stored_versions(store) == [f"{v:020d}.json" for v in (4, 5, 6)]
+
+
+def test_old_versions_are_deleted_in_batches(store):
+    """Cleanup waits until `cleanup_batch` versions are stale, then deletes them in one request."""
+    deletes = []
+    real_delete_many = store.delete_many
+
+    async def counting_delete_many(keys):
+        deletes.append(sorted(k.rsplit("/", 1)[1] for k in keys))
+        return await real_delete_many(keys)
+
+    store.delete_many = counting_delete_many
+
+    async def go():
+        manifests = ManifestStore(store, KEYS, keep_versions=2, cleanup_batch=3)
+        for i in range(9):
+            await manifests.commit(add(started(i * 10, i * 10 + 9)))
+
+    run(go())
+    assert deletes == [[f"{v:020d}.json" for v in (1, 2, 3)], [f"{v:020d}.json" for v in (4, 5, 6)]]
+    assert stored_versions(store) == [f"{v:020d}.json" for v in (7, 8, 9)]
 
 
 def test_stragglers_from_failed_deletes_are_deleted_by_a_later_writer(store):
     async def go():
-        manifests = ManifestStore(store, KEYS, keep_versions=2)
+        manifests = ManifestStore(store, KEYS, keep_versions=2, cleanup_batch=1)
         store.faults.lose_next_delete(3)
         for i in range(5):
             await manifests.commit(add(started(i * 10, i * 10 + 9)))
-        assert len(await store.list(KEYS.manifest_prefix)) == 6  # 5 versions + pointer
-        restarted = ManifestStore(store, KEYS, keep_versions=2)
+        assert len(await store.list(KEYS.manifest_prefix)) == 5
+        restarted = ManifestStore(store, KEYS, keep_versions=2, cleanup_batch=1)
         await restarted.load()
         await restarted.commit(add(started(100, 109)))
 
     run(go())
-    assert stored_versions(store) == [f"{v:020d}.json" for v in (5, 6)] + ["latest"]
+    assert stored_versions(store) == [f"{v:020d}.json" for v in (5, 6)]
 
 
 def flip_byte(store, key: str, at: int = 40) -> None:
@@ -462,13 +504,12 @@ def test_a_reader_racing_version_cleanup_lists_again(tmp_path):
     store = RacingStore(tmp_path / "bucket")
 
     async def go():
-        writer = ManifestStore(store, KEYS, keep_versions=1)
+        writer = ManifestStore(store, KEYS, keep_versions=1, cleanup_batch=1)
         await writer.commit(add(started(0, 9)))
 
         async def commit_twice():
             await writer.commit(add(started(10, 19)))
             await writer.commit(add(started(20, 29)))
-            await store.delete(KEYS.latest_key)
 
         store.race = commit_twice
         loaded = await ManifestStore(store, KEYS).load()
