@@ -42,7 +42,10 @@ and every attempt uses a fresh segment id, so such leftovers are never read and
 garbage collection deletes them by key (`keys.parse_segment_key`).
 
 Encoding reads the local file with pread and compresses: blocking CPU and disk
-work that callers run in a worker thread, one chunk per step.
+work that callers run in a worker thread, one chunk per step. The file is read
+in windows of `window_bytes`, and a chunk stored as is is a slice of its window,
+not a copy: with no codec (or none that helps) and a window holding the whole
+segment, the data object *is* the one read of the file (`encode_all`).
 """
 
 from __future__ import annotations
@@ -425,8 +428,10 @@ class SegmentEncoder:
                 upload(stored)
             meta = encoder.meta(*read_segment_indexes(path))
 
-    Memory: about one chunk (or one oversized batch) plus its compressed form.
-    The file must hold `size` bytes of sound batches (a closed segment);
+    Memory: one read window (`window_bytes`, default two chunks, or one oversized
+    batch) plus a chunk's compressed form; the chunks handed out are views of the
+    window they were cut from, valid as long as the caller keeps them. The file
+    must hold `size` bytes of sound batches (a closed segment);
     anything else raises SegmentEncodeError, so a damaged local segment is never
     uploaded as if it were good. Not thread-safe: one step at a time.
     """
@@ -441,6 +446,7 @@ class SegmentEncoder:
         base_offset: int | None = None,
         verify_batches: bool = True,
         zstd_level: int = ZSTD_LEVEL,
+        window_bytes: int | None = None,
     ):
         if compression not in COMPRESSIONS:
             raise ValueError(f"unknown chunk compression {compression!r}; expected one of {COMPRESSIONS}")
@@ -458,7 +464,9 @@ class SegmentEncoder:
         self.verify_batches = verify_batches
         self._base_offset = base_offset
         self._zstd = zstandard.ZstdCompressor(level=zstd_level) if compression == "zstd" else None
-        self._buffer = bytearray()  # bytes read from `_position` on, not yet in a chunk
+        self.window_bytes = max(window_bytes or 2 * chunk_bytes, chunk_bytes)
+        self._window = b""  # file bytes [_window_start, _window_start + len(_window))
+        self._window_start = 0
         self._position = 0
         self._object_bytes = 0
         self._data_crc = 0
@@ -477,10 +485,10 @@ class SegmentEncoder:
             os.close(self._fd)
         self._fd = -1
 
-    def __iter__(self) -> Iterator[tuple[bytes, ChunkEntry]]:
+    def __iter__(self) -> Iterator[tuple[bytes | memoryview, ChunkEntry]]:
         return self
 
-    def __next__(self) -> tuple[bytes, ChunkEntry]:
+    def __next__(self) -> tuple[bytes | memoryview, ChunkEntry]:
         item = self.next_chunk()
         if item is None:
             raise StopIteration
@@ -490,8 +498,24 @@ class SegmentEncoder:
     def done(self) -> bool:
         return self._position >= self.size
 
-    def next_chunk(self) -> tuple[bytes, ChunkEntry] | None:
-        """The next (stored_bytes, entry), or None once the whole segment is encoded."""
+    def encode_all(self) -> bytes:
+        """Every remaining chunk, as the bytes of the data object from here on.
+
+        When the encoding started here at the segment's first byte, no chunk was
+        compressed and one window held the whole segment, the object is exactly
+        that read of the file and is returned as is: no copy."""
+        whole_from_start = self._position == 0
+        pieces = []
+        while (item := self.next_chunk()) is not None:
+            pieces.append(item[0])
+        if (whole_from_start and self._object_bytes == self.size
+                and self._window_start == 0 and len(self._window) == self.size):
+            return self._window
+        return b"".join(pieces)
+
+    def next_chunk(self) -> tuple[bytes | memoryview, ChunkEntry] | None:
+        """The next (stored bytes, entry), or None once the whole segment is encoded.
+        Stored bytes that were not compressed are a view of the read window."""
         if self.done:
             return None
         original, headers = self._cut()
@@ -561,29 +585,32 @@ class SegmentEncoder:
         return lz4.frame.compress(data, store_size=True)
 
     def _fill(self, want: int) -> None:
-        """Make the buffer hold `want` bytes (already checked to lie within `size`)."""
-        while len(self._buffer) < want:
-            at = self._position + len(self._buffer)
-            got = os.pread(self._fd, want - len(self._buffer), at)
-            if not got:
-                raise SegmentEncodeError(f"file ends at byte {at}, before its size {self.size}", self._path, at)
-            self._buffer += got
+        """Make the window cover file bytes [_position, _position + want) (already
+        checked to lie within `size`), reading a new window from `_position` if not.
+        The tail of the old window is read again rather than copied: it is in the
+        page cache, and a read costs less than moving bytes in memory."""
+        if self._position - self._window_start + want <= len(self._window):
+            return
+        length = min(max(want, self.window_bytes), self.size - self._position)
+        data = os.pread(self._fd, length, self._position)
+        if len(data) < length:
+            at = self._position + len(data)
+            raise SegmentEncodeError(f"file ends at byte {at}, before its size {self.size}", self._path, at)
+        self._window, self._window_start = data, self._position
 
-    def _cut(self) -> tuple[bytes, list[BatchHeader]]:
-        """Take the next chunk's original bytes (whole batches) off the buffer."""
+    def _cut(self) -> tuple[memoryview, list[BatchHeader]]:
+        """The next chunk's original bytes (whole batches, a view of the window) and headers."""
         left = self.size - self._position
-        self._fill(min(self.chunk_bytes, left))
+        want = min(self.chunk_bytes, left)
         while True:
-            scan = scan_batches(self._buffer, 0, len(self._buffer), verify_crc=self.verify_batches)
+            self._fill(want)
+            start = self._position - self._window_start
+            scan = scan_batches(self._window, start, start + want, verify_crc=self.verify_batches)
             if scan.headers:
                 break
-            # The first batch does not fit in the buffer: it is an oversized batch
-            # (a chunk by itself), or the file is damaged or torn.
+            # The first batch does not fit in `want`: it is an oversized batch (a
+            # chunk by itself), or the file is damaged or torn.
             if not scan.incomplete or scan.needed > left:
                 raise SegmentEncodeError(scan.error or "no batch", self._path, self._position)
-            self._fill(scan.needed)
-        end = scan.end
-        with memoryview(self._buffer) as view:
-            original = bytes(view[:end])
-        del self._buffer[:end]
-        return original, scan.headers
+            want = scan.needed
+        return memoryview(self._window)[start:scan.end], scan.headers

@@ -120,8 +120,10 @@ class SegmentUploader:
         """Upload the attempt's segment and commit it, then close the attempt. With
         `next_attempt`, the commit also starts that attempt (it is then `started`)."""
         segment, entry = attempt.segment, attempt.entry
+        single_put = segment.size_bytes <= self.settings.multipart_threshold_bytes
         encoder = SegmentEncoder(attempt.fd, segment.size_bytes, compression=policy.chunk_compression,
-                                 chunk_bytes=policy.chunk_bytes, base_offset=segment.base_offset)
+                                 chunk_bytes=policy.chunk_bytes, base_offset=segment.base_offset,
+                                 window_bytes=segment.size_bytes if single_put else self.settings.part_bytes)
         try:
             if not attempt.started:
                 await self._retry("manifest", lambda: manifests.commit(lambda m: m.with_segment(entry),
@@ -169,10 +171,7 @@ class SegmentUploader:
             await self.bucket.acquire(len(meta_bytes))
             await self._retry("put", lambda: self.store.put(entry.meta_key, meta_bytes))
             return meta, meta_bytes
-        chunks = []
-        while (item := await asyncio.to_thread(encoder.next_chunk)) is not None:
-            chunks.append(item[0])
-        data = b"".join(chunks)
+        data = await asyncio.to_thread(encoder.encode_all)
         meta = encoder.meta(*index_bytes)
         meta_bytes = meta.to_bytes()
         await self.bucket.acquire(len(data) + len(meta_bytes))
@@ -186,18 +185,22 @@ class SegmentUploader:
         in_flight: set[asyncio.Task] = set()
         parts: list[CompletedPart] = []
         try:
-            buffer = bytearray()
+            pieces: list = []  # stored chunks not yet in a part
+            pending = 0
             number = 0
             done = False
             while not done:
                 item = await asyncio.to_thread(encoder.next_chunk)
                 if item is not None:
-                    buffer += item[0]
+                    pieces.append(item[0])
+                    pending += len(item[0])
                 done = item is None
-                while len(buffer) >= part_size or (done and buffer):
+                # A part is whole chunks, at least part_size bytes (S3 allows parts of
+                # any size above its minimum), so each byte is copied once, here.
+                if pending >= part_size or (done and pieces):
                     number += 1
-                    data = bytes(buffer[:part_size])
-                    del buffer[:part_size]
+                    data = b"".join(pieces)
+                    pieces, pending = [], 0
                     if len(in_flight) >= PARTS_IN_FLIGHT:
                         finished, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                         parts.extend(t.result() for t in finished)

@@ -65,6 +65,35 @@ def encode(segment: bytes, **kwargs) -> tuple[bytes, list[ChunkEntry], SegmentMe
     return b"".join(stored for stored, _ in pieces), [entry for _, entry in pieces], meta
 
 
+def encode_at_once(segment: bytes, **kwargs) -> tuple[bytes, SegmentMeta]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "00000000000000000000.log"
+        path.write_bytes(segment)
+        with SegmentEncoder(path, len(segment), **kwargs) as encoder:
+            obj = encoder.encode_all()
+            meta = encoder.meta(b"offset-index", b"time-index")
+    return obj, meta
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(specs=batch_specs, chunk_bytes=st.integers(61, 20_000), compression=st.sampled_from(COMPRESSIONS),
+       window_bytes=st.integers(1, 60_000), random_values=st.booleans())
+def test_read_windows_and_encode_all_change_nothing(specs, chunk_bytes, compression, window_bytes, random_values):
+    """However the file is read (windows smaller or larger than a chunk or the segment,
+    an oversized batch straddling windows) and whether chunks are taken one by one or
+    all at once, the object and meta are the same."""
+    segment = build_segment(specs, 7, random_values)
+    reference, _, meta = encode(segment, compression=compression, chunk_bytes=chunk_bytes)
+    windowed, _, windowed_meta = encode(segment, compression=compression, chunk_bytes=chunk_bytes,
+                                        window_bytes=window_bytes)
+    at_once, at_once_meta = encode_at_once(segment, compression=compression, chunk_bytes=chunk_bytes,
+                                           window_bytes=window_bytes)
+    assert windowed == reference and at_once == reference
+    assert windowed_meta == meta and at_once_meta == meta
+    if compression == "none":
+        assert at_once == segment
+
+
 def stored_chunk(obj: bytes, entry: ChunkEntry) -> bytes:
     return obj[entry.object_offset:entry.object_end]
 
