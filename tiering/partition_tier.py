@@ -29,6 +29,7 @@ from . import retention
 from .cleanup import collect_garbage
 from .metrics import TieringMetrics
 from .policy import TierPolicy
+from .upload_run import UploadRun
 from .uploader import CONFLICT_RETRIES, SegmentUploader, UploadContext
 
 log = logging.getLogger("tiering")
@@ -92,41 +93,25 @@ class PartitionTier:
         self._update_gauges()
 
     async def _upload_eligible(self, uploader: SegmentUploader, upload_slots) -> None:
-        """Upload eligible segments in offset order until none is left (or a rollback
-        starts). While segment N goes up, segment N+1 is already known, so N's
-        COPY_FINISHED commit also starts N+1's attempt (uploader.py)."""
-        ctx = UploadContext(self.ref.topic, self.ref.partition)
-        attempt = None
+        """Upload eligible segments in offset order until none is left or a rollback
+        starts (upload_run.py)."""
+        run = UploadRun(uploader, UploadContext(self.ref.topic, self.ref.partition), self.manifests, self.policy,
+                        next_eligible=self._next_eligible, should_stop=lambda: self.rolling_back,
+                        on_committed=self._on_uploads_committed)
         try:
-            while not self.rolling_back:
-                if attempt is None:
-                    segment = self._next_eligible()
-                    if segment is None:
-                        return
-                    attempt = await uploader.prepare(self.manifests, segment, segment.next_offset - 1, self.policy)
-                async with upload_slots:
-                    following = self._next_eligible(after=attempt.segment.next_offset)
-                    next_attempt = None
-                    if following is not None:
-                        next_attempt = await uploader.prepare(self.manifests, following, following.next_offset - 1,
-                                                              self.policy)
-                    try:
-                        await uploader.upload(ctx, self.manifests, attempt, self.policy, next_attempt)
-                    except Exception as exc:
-                        if next_attempt is not None:
-                            next_attempt.close()
-                        self.needs_gc = True
-                        self.last_error = f"upload of segment {attempt.segment.base_offset} failed: {exc}"
-                        raise
-                attempt = next_attempt
-                self.last_upload_ms = _now_ms()
-                self.last_error = None
-                self._publish()
+            await run.run(upload_slots)
+        except Exception as exc:
+            self.needs_gc = True
+            self.last_error = f"upload of segment {run.working_on} failed: {exc}"
+            raise
         finally:
-            if attempt is not None:
-                attempt.close()
-                if attempt.started:
-                    self.needs_gc = True  # its COPY_STARTED entry names no objects: the next GC drops it
+            if run.left_started:
+                self.needs_gc = True  # COPY_STARTED entries that name no finished objects
+
+    def _on_uploads_committed(self, finished) -> None:
+        self.last_upload_ms = _now_ms()
+        self.last_error = None
+        self._publish()
 
     def _next_eligible(self, after: int | None = None):
         """The oldest closed, non-empty local segment the remote tier lacks, at or

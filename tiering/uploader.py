@@ -13,10 +13,10 @@ The protocol of one attempt, each step committed before the next starts:
 4. manifest: the entry moves to COPY_FINISHED. This is the commit point: only
    now may local retention delete the local segment.
 
-When a partition has several segments to upload, step 4 of one attempt also
-records step 1 of the next (`next_attempt`): one manifest write per segment
-instead of two. Both changes land together or not at all, so the state machine
-is the same as with separate writes.
+The steps are separate calls (`prepare`, `start`, `send`, `commit_finished`),
+so that a partition's run of uploads (upload_run.py) can start several
+attempts in one manifest write and commit finished ones behind the next
+segment's objects, keeping manifest writes off the data path.
 
 Every byte sent first passes the shared token bucket. An attempt that fails
 aborts its multipart upload and tries to mark its entry DELETE_STARTED and
@@ -102,7 +102,8 @@ class SegmentUploader:
     async def prepare(self, manifests: ManifestStore, segment: SegmentInfo, last_offset: int,
                       policy: TierPolicy) -> UploadAttempt:
         """A new attempt at `segment` (closed, holding offsets up to `last_offset`);
-        nothing is written yet. The caller closes it (`upload` does)."""
+        nothing is written yet. `send` closes it; an attempt never sent is closed
+        by its owner."""
         fd = await asyncio.to_thread(os.open, segment.path, os.O_RDONLY)
         try:
             index_bytes = await asyncio.to_thread(read_segment_indexes, segment.path)
@@ -115,42 +116,60 @@ class SegmentUploader:
             compression=policy.chunk_compression)
         return UploadAttempt(segment, last_offset, entry, fd, index_bytes)
 
-    async def upload(self, ctx: UploadContext, manifests: ManifestStore, attempt: UploadAttempt,
-                     policy: TierPolicy, next_attempt: UploadAttempt | None = None) -> RemoteSegment:
-        """Upload the attempt's segment and commit it, then close the attempt. With
-        `next_attempt`, the commit also starts that attempt (it is then `started`)."""
+    async def start(self, manifests: ManifestStore, attempts: list[UploadAttempt]) -> None:
+        """Commit the COPY_STARTED entries of `attempts` in one manifest write."""
+        def change(m):
+            for attempt in attempts:
+                m = m.with_segment(attempt.entry)
+            return m
+
+        await self._retry("manifest", lambda: manifests.commit(change, conflict_retries=CONFLICT_RETRIES))
+        for attempt in attempts:
+            attempt.started = True
+
+    async def send(self, ctx: UploadContext, manifests: ManifestStore, attempt: UploadAttempt,
+                   policy: TierPolicy) -> RemoteSegment:
+        """Write a started attempt's objects and close it; returns its COPY_FINISHED
+        entry, which `commit_finished` makes the truth. An attempt that fails is
+        abandoned (counted, cleaned up best effort) and the error raised."""
         segment, entry = attempt.segment, attempt.entry
+        if not attempt.started:
+            raise RuntimeError(f"attempt {entry.segment_id} sends objects before its COPY_STARTED commit")
         single_put = segment.size_bytes <= self.settings.multipart_threshold_bytes
         encoder = SegmentEncoder(attempt.fd, segment.size_bytes, compression=policy.chunk_compression,
                                  chunk_bytes=policy.chunk_bytes, base_offset=segment.base_offset,
                                  window_bytes=segment.size_bytes if single_put else self.settings.part_bytes)
         try:
-            if not attempt.started:
-                await self._retry("manifest", lambda: manifests.commit(lambda m: m.with_segment(entry),
-                                                                       conflict_retries=CONFLICT_RETRIES))
-                attempt.started = True
             meta, meta_bytes = await self._upload_objects(entry, encoder, segment.size_bytes, attempt.index_bytes)
-            finished = entry.finished(meta, crc32c(meta_bytes), _now_ms())
-
-            def finish(m):
-                m = m.with_segment(finished)
-                return m if next_attempt is None else m.with_segment(next_attempt.entry)
-
-            await self._retry("manifest", lambda: manifests.commit(finish, conflict_retries=CONFLICT_RETRIES))
         except Exception as exc:
             self.metrics.upload_errors.labels(ctx.topic).inc()
             await self._abandon(manifests, entry, exc)
             raise
         finally:
             attempt.close()
-        if next_attempt is not None:
-            next_attempt.started = True
-        self.metrics.bytes_uploaded.labels(ctx.topic).inc(segment.size_bytes)
-        self.metrics.segments_uploaded.labels(ctx.topic).inc()
-        log.info("uploaded %s-%d segment [%d, %d] (%d bytes, %d stored in %d chunks) as %s",
-                 ctx.topic, ctx.partition, segment.base_offset, attempt.last_offset, segment.size_bytes,
-                 meta.object_bytes, len(meta.chunks), entry.data_key)
-        return finished
+        return entry.finished(meta, crc32c(meta_bytes), _now_ms())
+
+    async def commit_finished(self, ctx: UploadContext, manifests: ManifestStore,
+                              finished: list[tuple[UploadAttempt, RemoteSegment]]) -> None:
+        """Commit COPY_FINISHED for sent attempts, in one manifest write: the commit
+        point of each upload. Counts them as uploaded only once it lands."""
+        def change(m):
+            for _, entry in finished:
+                m = m.with_segment(entry)
+            return m
+
+        try:
+            await self._retry("manifest", lambda: manifests.commit(change, conflict_retries=CONFLICT_RETRIES))
+        except Exception:
+            self.metrics.upload_errors.labels(ctx.topic).inc(len(finished))
+            raise
+        for attempt, entry in finished:
+            segment = attempt.segment
+            self.metrics.bytes_uploaded.labels(ctx.topic).inc(segment.size_bytes)
+            self.metrics.segments_uploaded.labels(ctx.topic).inc()
+            log.info("uploaded %s-%d segment [%d, %d] (%d bytes, %d stored in %d chunks) as %s",
+                     ctx.topic, ctx.partition, segment.base_offset, attempt.last_offset, segment.size_bytes,
+                     entry.object_bytes, entry.chunk_count, entry.data_key)
 
     async def _upload_objects(self, entry: RemoteSegment, encoder: SegmentEncoder, size_bytes: int,
                               index_bytes) -> tuple[SegmentMeta, bytes]:
