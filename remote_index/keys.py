@@ -5,8 +5,8 @@ Keys are relative to the bucket-level prefix (the store prepends that itself)::
     [<hash>/]<topic>-<topic_id>/<partition>/manifest/<version:020d>.json
         versioned partition manifests (manifest.py); never overwritten
     [<hash>/]<topic>-<topic_id>/<partition>/manifest/latest
-        pointer to the newest version (text: the version number); a hint only,
-        readers also list manifest/ for anything newer
+        pointer to the newest version (text: the version number), written only
+        on stores without create-only puts; a hint, readers list manifest/
     [<hash>/]<topic>-<topic_id>/<partition>/segments/<base_offset:020d>-<segment_id>.log
         a segment's data, cut into chunks (segment_format.py)
     [<hash>/]<topic>-<topic_id>/<partition>/segments/<base_offset:020d>-<segment_id>.meta
