@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import random
-import struct
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from crc32c import crc32c
 
+from tests.helpers.batch_reading import iter_full_records
 from tests.helpers.record_batches import build_batch
 from tests.support.broker import BrokerProcess, free_port
 from tests.support.moto_server import (  # noqa: F401 (fixtures)
@@ -100,56 +99,11 @@ def topic_configs(compression: str = "zstd", *, segment_bytes: int = SEGMENT_BYT
 # -- record batches, decoded independently -------------------------------------------
 
 
-def _varint(buf, pos: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-
-
-_HEADER = struct.Struct(">qiibIhiqqqhii")
-
-
 def decode_records(data: bytes) -> list[tuple[int, bytes, bytes, tuple, int]]:
     """(offset, key, value, headers, timestamp) of every record in whole uncompressed
     v2 batches, CRC-32C checked; a partial batch at the end is ignored (Kafka allows it)."""
-    out, pos = [], 0
-    while pos + _HEADER.size <= len(data):
-        (base, length, _epoch, magic, crc, attrs, _last_delta, base_ts, _max_ts,
-         _pid, _pepoch, _seq, count) = _HEADER.unpack_from(data, pos)
-        end = pos + 12 + length
-        if end > len(data):
-            break
-        assert magic == 2 and attrs & 0x7 == 0, (magic, attrs)
-        assert crc32c(data[pos + 21:end]) == crc, f"batch CRC-32C mismatch at offset {base}"
-        i = pos + _HEADER.size
-        for _ in range(count):
-            _length, i = _varint(data, i)
-            i += 1
-            ts_delta, i = _varint(data, i)
-            offset_delta, i = _varint(data, i)
-            klen, i = _varint(data, i)
-            key = bytes(data[i:i + klen]) if klen >= 0 else None
-            i += max(klen, 0)
-            vlen, i = _varint(data, i)
-            value = bytes(data[i:i + vlen]) if vlen >= 0 else None
-            i += max(vlen, 0)
-            nheaders, i = _varint(data, i)
-            headers = []
-            for _ in range(nheaders):
-                hlen, i = _varint(data, i)
-                hkey = bytes(data[i:i + hlen]).decode()
-                i += hlen
-                hvlen, i = _varint(data, i)
-                headers.append((hkey, bytes(data[i:i + hvlen]) if hvlen >= 0 else None))
-                i += max(hvlen, 0)
-            out.append((base + offset_delta, key, value, tuple(headers), base_ts + ts_delta))
-        pos = end
-    return out
+    return [(r.offset, r.key, r.value, r.headers, r.timestamp)
+            for r in iter_full_records(data, allow_partial=True)]
 
 
 # -- the broker --------------------------------------------------------------------------

@@ -19,7 +19,6 @@ import base64
 import hashlib
 import itertools
 import json
-import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +27,18 @@ import lz4.frame
 import zstandard
 from crc32c import crc32c
 
+from tests.helpers.batch_reading import (  # noqa: F401
+    BATCH_HEADER,
+    Batch,
+    iter_batches,
+    iter_full_records,
+)
 from tests.helpers.record_batches import build_batch
-from tests.support.prometheus import Metrics, scrape  # noqa: F401 (re-exported for the tiering tests)
 from tests.support.moto_server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
+from tests.support.prometheus import Metrics, scrape  # noqa: F401 (re-exported for the tiering tests)
 from tests.support.raw_client import RawClient
 
 LATEST, EARLIEST, EARLIEST_LOCAL, LATEST_TIERED = -1, -2, -4, -5
-BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")  # the v2 record batch header, 61 bytes
 
 
 def now_ms() -> int:
@@ -143,72 +147,10 @@ def fetch_records(client: RawClient, topic: str, partition: int, offset: int,
 # Record batches, decoded independently
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return (result >> 1) ^ -(result & 1), pos
-        shift += 7
-
-
-@dataclass(frozen=True)
-class Batch:
-    base_offset: int
-    last_offset: int
-    max_timestamp: int
-    position: int
-    size: int
-
-
-def iter_batches(data: bytes, *, allow_partial: bool = False):
-    """Every v2 batch in `data`, CRC-32C checked; a torn tail is an error unless allowed."""
-    pos = 0
-    while pos < len(data):
-        if len(data) - pos < BATCH_HEADER.size:
-            if allow_partial:
-                return
-            raise AssertionError(f"torn batch header at byte {pos}")
-        (base, length, _epoch, magic, crc, _attrs, last_delta, _base_ts, max_ts, *_rest) = \
-            BATCH_HEADER.unpack_from(data, pos)
-        size = 12 + length
-        if pos + size > len(data):
-            if allow_partial:
-                return
-            raise AssertionError(f"torn batch at byte {pos}")
-        assert magic == 2, f"magic {magic} at byte {pos}"
-        assert crc32c(data[pos + 21:pos + size]) == crc, f"batch CRC-32C mismatch at byte {pos}"
-        yield Batch(base, base + last_delta, max_ts, pos, size)
-        pos += size
-
-
 def iter_records(data: bytes, *, allow_partial: bool = False):
     """(offset, key, value) of every record of uncompressed v2 batches."""
-    for batch in iter_batches(data, allow_partial=allow_partial):
-        attrs = struct.unpack_from(">h", data, batch.position + 21)[0]
-        assert attrs & 0x7 == 0, "test batches are uncompressed"
-        count = struct.unpack_from(">i", data, batch.position + 57)[0]
-        pos = batch.position + BATCH_HEADER.size
-        for _ in range(count):
-            _length, pos = _varint(data, pos)
-            pos += 1  # attributes
-            _ts_delta, pos = _varint(data, pos)
-            offset_delta, pos = _varint(data, pos)
-            key_len, pos = _varint(data, pos)
-            key = data[pos:pos + key_len] if key_len >= 0 else None
-            pos += max(key_len, 0)
-            value_len, pos = _varint(data, pos)
-            value = data[pos:pos + value_len] if value_len >= 0 else None
-            pos += max(value_len, 0)
-            headers, pos = _varint(data, pos)
-            for _ in range(headers):
-                hlen, pos = _varint(data, pos)
-                pos += hlen
-                vlen, pos = _varint(data, pos)
-                pos += max(vlen, 0)
-            yield batch.base_offset + offset_delta, key, value
+    for record in iter_full_records(data, allow_partial=allow_partial):
+        yield record.offset, record.key, record.value
 
 
 # ---------------------------------------------------------------------------
