@@ -27,12 +27,7 @@ import lz4.frame
 import zstandard
 from crc32c import crc32c
 
-from tests.helpers.batch_reading import (  # noqa: F401
-    BATCH_HEADER,
-    Batch,
-    iter_batches,
-    iter_full_records,
-)
+from tests.helpers.batch_reading import iter_batches, iter_full_records
 from tests.helpers.record_batches import build_batch
 from tests.support.moto_server import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY
 from tests.support.prometheus import Metrics, scrape  # noqa: F401 (re-exported for the tiering tests)
