@@ -108,7 +108,7 @@ class PartitionTier:
             if run.left_started:
                 self.needs_gc = True  # COPY_STARTED entries that name no finished objects
 
-    def _on_uploads_committed(self, finished) -> None:
+    def _on_uploads_committed(self) -> None:
         self.last_upload_ms = _now_ms()
         self.last_error = None
         self._publish()

@@ -32,6 +32,7 @@ from .uploader import SegmentUploader, UploadAttempt, UploadContext
 START_BATCH = 16
 
 Finished = list[tuple[UploadAttempt, RemoteSegment]]
+OnCommitted = Callable[[], None]
 
 
 class FinishCommitter:
@@ -40,7 +41,7 @@ class FinishCommitter:
     `close` then raise that failure."""
 
     def __init__(self, uploader: SegmentUploader, ctx: UploadContext, manifests: ManifestStore,
-                 on_committed: Callable[[Finished], None]):
+                 on_committed: OnCommitted):
         self._uploader = uploader
         self._ctx = ctx
         self._manifests = manifests
@@ -76,7 +77,7 @@ class FinishCommitter:
             while self._ready:
                 batch, self._ready = self._ready, []
                 await self._uploader.commit_finished(self._ctx, self._manifests, batch)
-                self._on_committed(batch)
+                self._on_committed()
             if self._closing:
                 return
 
@@ -90,7 +91,7 @@ class UploadRun:
     `working_on` is the base offset of the last segment the run took up."""
 
     def __init__(self, uploader: SegmentUploader, ctx: UploadContext, manifests: ManifestStore, policy,
-                 next_eligible, should_stop: Callable[[], bool], on_committed: Callable[[Finished], None]):
+                 next_eligible, should_stop: Callable[[], bool], on_committed: OnCommitted):
         self.uploader = uploader
         self.ctx = ctx
         self.manifests = manifests
@@ -134,7 +135,8 @@ class UploadRun:
         attempts: list[UploadAttempt] = []
         try:
             while len(attempts) < START_BATCH and (segment := self.next_eligible(after)) is not None:
-                self.working_on = self.working_on if attempts else segment.base_offset
+                if not attempts:
+                    self.working_on = segment.base_offset
                 attempts.append(await self.uploader.prepare(self.manifests, segment, segment.next_offset - 1,
                                                             self.policy))
                 after = segment.next_offset

@@ -118,12 +118,7 @@ class SegmentUploader:
 
     async def start(self, manifests: ManifestStore, attempts: list[UploadAttempt]) -> None:
         """Commit the COPY_STARTED entries of `attempts` in one manifest write."""
-        def change(m):
-            for attempt in attempts:
-                m = m.with_segment(attempt.entry)
-            return m
-
-        await self._retry("manifest", lambda: manifests.commit(change, conflict_retries=CONFLICT_RETRIES))
+        await self._commit_entries(manifests, [attempt.entry for attempt in attempts])
         for attempt in attempts:
             attempt.started = True
 
@@ -132,15 +127,11 @@ class SegmentUploader:
         """Write a started attempt's objects and close it; returns its COPY_FINISHED
         entry, which `commit_finished` makes the truth. An attempt that fails is
         abandoned (counted, cleaned up best effort) and the error raised."""
-        segment, entry = attempt.segment, attempt.entry
+        entry = attempt.entry
         if not attempt.started:
             raise RuntimeError(f"attempt {entry.segment_id} sends objects before its COPY_STARTED commit")
-        single_put = segment.size_bytes <= self.settings.multipart_threshold_bytes
-        encoder = SegmentEncoder(attempt.fd, segment.size_bytes, compression=policy.chunk_compression,
-                                 chunk_bytes=policy.chunk_bytes, base_offset=segment.base_offset,
-                                 window_bytes=segment.size_bytes if single_put else self.settings.part_bytes)
         try:
-            meta, meta_bytes = await self._upload_objects(entry, encoder, segment.size_bytes, attempt.index_bytes)
+            meta, meta_bytes = await self._upload_objects(attempt, policy)
         except Exception as exc:
             self.metrics.upload_errors.labels(ctx.topic).inc()
             await self._abandon(manifests, entry, exc)
@@ -153,13 +144,8 @@ class SegmentUploader:
                               finished: list[tuple[UploadAttempt, RemoteSegment]]) -> None:
         """Commit COPY_FINISHED for sent attempts, in one manifest write: the commit
         point of each upload. Counts them as uploaded only once it lands."""
-        def change(m):
-            for _, entry in finished:
-                m = m.with_segment(entry)
-            return m
-
         try:
-            await self._retry("manifest", lambda: manifests.commit(change, conflict_retries=CONFLICT_RETRIES))
+            await self._commit_entries(manifests, [entry for _, entry in finished])
         except Exception:
             self.metrics.upload_errors.labels(ctx.topic).inc(len(finished))
             raise
@@ -171,8 +157,16 @@ class SegmentUploader:
                      ctx.topic, ctx.partition, segment.base_offset, attempt.last_offset, segment.size_bytes,
                      entry.object_bytes, entry.chunk_count, entry.data_key)
 
-    async def _upload_objects(self, entry: RemoteSegment, encoder: SegmentEncoder, size_bytes: int,
-                              index_bytes) -> tuple[SegmentMeta, bytes]:
+    async def _commit_entries(self, manifests: ManifestStore, entries: list[RemoteSegment]) -> None:
+        """Put `entries` into the manifest (added or moved to their state) in one write."""
+        def change(m):
+            for entry in entries:
+                m = m.with_segment(entry)
+            return m
+
+        await self._retry("manifest", lambda: manifests.commit(change, conflict_retries=CONFLICT_RETRIES))
+
+    async def _upload_objects(self, attempt: UploadAttempt, policy: TierPolicy) -> tuple[SegmentMeta, bytes]:
         """The data object and the meta object; returns the meta and its bytes.
 
         Stored chunks never exceed the original bytes, so the original size picks
@@ -182,8 +176,14 @@ class SegmentUploader:
         request would queue behind other partitions' large ones and idle this
         partition for a whole round of the limiter, and the meta PUT would add a
         round trip to every segment.) A multipart segment's meta is known only after
-        its last chunk, so it follows the parts."""
-        if size_bytes > self.settings.multipart_threshold_bytes:
+        its last chunk, so it follows the parts. The file is read whole for a single
+        PUT (the object is that read), in part-sized windows for multipart."""
+        segment, entry, index_bytes = attempt.segment, attempt.entry, attempt.index_bytes
+        multipart = segment.size_bytes > self.settings.multipart_threshold_bytes
+        encoder = SegmentEncoder(attempt.fd, segment.size_bytes, compression=policy.chunk_compression,
+                                 chunk_bytes=policy.chunk_bytes, base_offset=segment.base_offset,
+                                 window_bytes=self.settings.part_bytes if multipart else segment.size_bytes)
+        if multipart:
             await self._multipart(entry.data_key, encoder)
             meta = encoder.meta(*index_bytes)
             meta_bytes = meta.to_bytes()
