@@ -2,12 +2,13 @@
 
 Every byte a cold read holds (a chunk as downloaded, and its decompressed form)
 is *reserved* from the pool before the GET starts (reserve before you download,
-after Redpanda's cloud_storage). A reservation is a `Lease` of whole slabs; a
-lease of one slab hands out a reused `bytearray` from the free list, a larger
-one (a chunk bigger than a slab) gets a fresh buffer accounted as that many
-slabs, after dropping as many idle slabs from the free list as it displaces.
-So the bytes held by leases plus the idle slabs kept for reuse never exceed
-`cap_bytes`, whatever the load.
+after Redpanda's cloud_storage). A reservation is a `Lease` of whole slabs,
+backed by one contiguous `bytearray` of exactly that many slabs. Released
+buffers are kept idle, by size, and handed to the next lease of the same size
+(chunks of one topic all need the same size, so a steady reader allocates
+nothing); a lease that finds no idle buffer of its size first drops as many
+idle slabs as its new buffer displaces. So the bytes held by leases plus the
+idle buffers kept for reuse never exceed `cap_bytes`, whatever the load.
 
 When the pool is full, `reserve` first asks the `reclaim` callback (the chunk
 cache evicting least-recently-used, unpinned chunks) and then waits, at most
@@ -67,7 +68,8 @@ class BufferPool:
         self.slab_bytes = slab_bytes
         self.capacity_slabs = cap_bytes // slab_bytes
         self.used_slabs = 0
-        self._free: list[bytearray] = []
+        self.idle_slabs = 0
+        self._idle: dict[int, list[bytearray]] = {}  # slabs -> released buffers of that many slabs
         self._queue: collections.deque[object] = collections.deque()  # tickets of waiting reservations
         self._wakeups: list[asyncio.Future] = []  # one per waiter; resolved on any change
         self.reclaim: Callable[[int], int] | None = None  # slabs wanted -> slabs freed
@@ -153,21 +155,40 @@ class BufferPool:
             free += self.reclaim(slabs - free)
         return self.capacity_slabs - self.used_slabs >= slabs
 
+    def idle_buffers(self) -> list[bytearray]:
+        """The released buffers kept for reuse (memory the pool still holds)."""
+        return [buffer for buffers in self._idle.values() for buffer in buffers]
+
     def _lease(self, slabs: int, nbytes: int) -> Lease:
         self.used_slabs += slabs
-        if slabs == 1 and self._free:
-            buffer = self._free.pop()
+        idle = self._idle.get(slabs)
+        if idle:
+            buffer = idle.pop()
+            self.idle_slabs -= slabs
         else:
-            # Idle slabs kept for reuse are memory too: drop those the new lease
-            # displaces, so leased + free never exceeds the cap.
-            del self._free[max(self.capacity_slabs - self.used_slabs, 0):]
-            buffer = bytearray(slabs * self.slab_bytes if slabs == 1 else nbytes)
+            # Idle buffers are memory too: drop those the new buffer displaces, so
+            # leased + idle never exceeds the cap.
+            self._drop_idle(self.used_slabs + self.idle_slabs - self.capacity_slabs)
+            buffer = bytearray(slabs * self.slab_bytes)
         return Lease(self, slabs, nbytes, buffer)
+
+    def _drop_idle(self, slabs: int) -> None:
+        """Let go of idle buffers holding at least `slabs` slabs (none when <= 0)."""
+        for size in list(self._idle):
+            buffers = self._idle[size]
+            while buffers and slabs > 0:
+                buffers.pop()
+                self.idle_slabs -= size
+                slabs -= size
+            if not buffers:
+                del self._idle[size]
+            if slabs <= 0:
+                return
 
     def _give_back(self, lease: Lease) -> None:
         self.used_slabs -= lease.slabs
-        if lease.slabs == 1:
-            self._free.append(lease.buffer)
+        self.idle_slabs += lease.slabs
+        self._idle.setdefault(lease.slabs, []).append(lease.buffer)
         lease.buffer = bytearray()
         self._wake_all()
 

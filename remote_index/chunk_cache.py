@@ -7,6 +7,11 @@ that passed every check enters the cache, so no byte of a corrupt chunk can
 reach a client.
 
 Concurrent requests for one chunk share a single hydration (single flight).
+A hydration keeps going when every reader waiting for it gives up (a Fetch
+answered without it), so the next read finds the chunk in memory; if such a
+hydration fails (corrupt data, an unreachable store), the failure is kept and
+raised to the next demand read of that chunk, which would otherwise start a new
+GET and could be cut short again, never seeing the error.
 Readers *pin* a chunk while they copy batches out of it; eviction (asked for by
 the pool when a reservation does not fit) takes least-recently-used unpinned
 chunks. A chunk hydrated by prefetch and evicted before anyone read it counts
@@ -26,12 +31,14 @@ from dataclasses import dataclass
 from .buffer_pool import BufferPool, Lease, PoolExhausted
 from .rate_limit import TokenBucket
 from .read_metrics import ReadMetrics
-from .segment_format import ChunkEntry, decode_chunk
-from .store import ObjectStore
+from .segment_format import ChunkEntry, CorruptChunkError, decode_chunk
+from .store import ObjectStore, StoreError
 
 log = logging.getLogger("remote_index.cache")
 
 ChunkId = tuple[str, int]  # (data object key, chunk index)
+
+MAX_FAILURES_KEPT = 1024
 
 
 @dataclass(eq=False)
@@ -79,6 +86,8 @@ class ChunkCache:
         self.rate = rate
         self._chunks: collections.OrderedDict[ChunkId, HydratedChunk] = collections.OrderedDict()
         self._flights: dict[ChunkId, _Flight] = {}
+        # Failures of demand hydrations that nobody was waiting for any more, oldest first.
+        self._failures: collections.OrderedDict[ChunkId, Exception] = collections.OrderedDict()
         pool.reclaim = self.evict
 
     def cached(self, chunk_id: ChunkId) -> HydratedChunk | None:
@@ -102,6 +111,11 @@ class ChunkCache:
                 chunk.prefetched = chunk.consumed = False
             chunk.pins += 1
             return chunk
+        if prefetch and chunk_id in self._failures:
+            raise self._failures[chunk_id]  # left for the demand read to report
+        failure = self._failures.pop(chunk_id, None)
+        if failure is not None:
+            raise failure
         if not prefetch:
             self.metrics.prefetch_misses.inc()
         while True:
@@ -137,12 +151,19 @@ class ChunkCache:
         self._chunks.move_to_end(chunk_id)
         return chunk
 
-    def _landed(self, chunk_id: ChunkId, flight: asyncio.Task) -> None:
+    def _landed(self, chunk_id: ChunkId, task: asyncio.Task) -> None:
         """A hydration ended; its outcome may have no waiter left (prefetch, timed-out read)."""
-        if (current := self._flights.get(chunk_id)) is not None and current.task is flight:
-            del self._flights[chunk_id]
-        if not flight.cancelled() and flight.exception() is not None:
-            log.debug("hydrating %s chunk %d failed: %s", chunk_id[0], chunk_id[1], flight.exception())
+        flight = self._flights.get(chunk_id)
+        if flight is None or flight.task is not task:
+            return
+        del self._flights[chunk_id]
+        if task.cancelled() or (error := task.exception()) is None:
+            return
+        log.debug("hydrating %s chunk %d failed: %s", chunk_id[0], chunk_id[1], error)
+        if not flight.waiters and not flight.prefetch and isinstance(error, (CorruptChunkError, StoreError)):
+            self._failures[chunk_id] = error
+            while len(self._failures) > MAX_FAILURES_KEPT:
+                self._failures.popitem(last=False)
 
     def unpin(self, chunk: HydratedChunk, *, consumed: bool | None = None) -> None:
         """Release a pin; `consumed` tells whether the reader read the chunk to its end."""

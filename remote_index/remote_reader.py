@@ -12,14 +12,21 @@ they hold comes from the pool. A read that runs out of time or pool space
 answers with the batches it already has (possibly none): Kafka clients simply
 fetch again.
 
+A read that already holds `enough` bytes (the Fetch's min_bytes) stops at the
+first chunk that is not in memory yet rather than wait for its GET: the client
+gets what is there at once, and the chunk keeps hydrating for its next Fetch.
+
 Sequential readers are detected per partition (a read starting where the last
 one ended) and get the next chunks hydrated ahead of them, across segment
 boundaries: one chunk at first, doubling with each sequential read up to
 `prefetch_chunks`, and never more than `prefetch_bytes` of not-yet-read
-prefetched data broker-wide. Prefetch only takes pool space that is free or
-held by chunks read to their end: it never evicts a chunk a reader is in the
-middle of, nor one prefetched for a reader that has not got there yet
-(eviction takes those last; see `ChunkCache.evict`).
+prefetched data broker-wide. Each reader reads ahead one GET at a time, nearest
+chunk first: the chunk it needs next never shares its bandwidth with chunks it
+needs later, and readers take turns at the global bound instead of the first
+one filling it. Prefetch only takes pool space that is free or held by chunks
+read to their end: it never evicts a chunk a reader is in the middle of, nor
+one prefetched for a reader that has not got there yet (eviction takes those
+last; see `ChunkCache.evict`).
 
 Remote bytes live in memory only: nothing is written to a file, so cold reads
 leave the page cache alone. Not thread-safe: event loop only.
@@ -89,16 +96,21 @@ class ReadSettings:
 
 @dataclass(frozen=True)
 class RemoteRead:
-    records: bytes  # whole batches, possibly none
+    records: bytearray  # whole batches, possibly none (copied out of the chunks: no pool memory)
     next_offset: int  # where the next read continues
 
 
 @dataclass
 class _ReaderState:
-    """Where a partition's reader is, for sequential detection."""
+    """Where a partition's reader is: for sequential detection, and for its read-ahead
+    task, which follows `last` as the reader moves on."""
 
     next_offset: int
     window: int = 0
+    manifest: PartitionManifest | None = None
+    last: tuple[RemoteSegment, int] | None = None  # (segment, chunk index) the last read touched
+    upper_bound: int = 0
+    read_ahead: asyncio.Task | None = None
 
 
 class RemoteLogReader:
@@ -118,18 +130,24 @@ class RemoteLogReader:
     # -- reads ---------------------------------------------------------------
 
     async def read(self, topic: str, partition: int, manifest: PartitionManifest, offset: int, max_bytes: int,
-                   *, upper_bound: int, min_one_batch: bool, deadline: float) -> RemoteRead:
+                   *, upper_bound: int, min_one_batch: bool, deadline: float, enough: int | None = None) -> RemoteRead:
         """Whole batches from the one holding `offset`, below `upper_bound`, within `max_bytes`
-        (but at least one batch when `min_one_batch`). Empty when nothing fit in time; then
+        (but at least one batch when `min_one_batch`). Once it holds `enough` bytes (if given) it
+        does not wait for another chunk's GET. Empty when nothing fit in time; then
         the chunks it needs are hydrated in the background for the client's next Fetch."""
         loop = asyncio.get_running_loop()
         started = time.monotonic()
-        if not await self._take_slot(deadline):
+        try:
+            slot = await self._take_slot(deadline)
+        except asyncio.CancelledError:  # the Fetch answered without this partition
             self._warm(topic, partition, manifest, offset, max_bytes, upper_bound)
-            return RemoteRead(b"", offset)
+            raise
+        if not slot:
+            self._warm(topic, partition, manifest, offset, max_bytes, upper_bound)
+            return RemoteRead(bytearray(), offset)
         try:
             out, end_offset, last = await self._collect(topic, manifest, offset, max_bytes, upper_bound,
-                                                        min_one_batch, deadline)
+                                                        min_one_batch, deadline, enough)
         except (CorruptChunkError, CorruptSegmentMetaError) as exc:
             self.metrics.corrupt_chunks.labels(topic).inc()
             self.metrics.fetch_errors.labels("corrupt").inc()
@@ -155,7 +173,7 @@ class RemoteLogReader:
             self._warm(topic, partition, manifest, offset, max_bytes, upper_bound)
         if out and self.settings.prefetch:
             self._prefetch_after(topic, partition, manifest, offset, end_offset, last, upper_bound)
-        return RemoteRead(bytes(out), end_offset)
+        return RemoteRead(out, end_offset)
 
     async def _take_slot(self, deadline: float) -> bool:
         """A reader slot, waiting until `deadline` at most. A free slot is taken even
@@ -193,7 +211,8 @@ class RemoteLogReader:
         self._prefetches.add(task)
         task.add_done_callback(self._prefetches.discard)
 
-    async def _collect(self, topic, manifest, offset, max_bytes, upper_bound, min_one_batch, deadline):
+    async def _collect(self, topic, manifest, offset, max_bytes, upper_bound, min_one_batch, deadline,
+                       enough=None):
         out = bytearray()
         position = offset
         last = None  # (segment, chunk index) of the last chunk touched
@@ -206,6 +225,8 @@ class RemoteLogReader:
             index = chunk_for_offset(meta, position)
             while index is not None and index < len(meta.chunks) and position < upper_bound:
                 entry = meta.chunks[index]
+                if enough is not None and len(out) >= enough and self.cache.cached((segment.data_key, index)) is None:
+                    return out, position, last  # enough to answer: do not wait for a GET
                 try:
                     chunk = await self.cache.get(segment.data_key, entry, meta.compression, topic, deadline)
                 except LargerThanPool:
@@ -303,49 +324,58 @@ class RemoteLogReader:
         else:
             state = _ReaderState(end_offset)
         state.next_offset = end_offset
+        state.manifest, state.upper_bound = manifest, upper_bound
+        if last is not None:
+            state.last = last
         self._readers[key] = state
         self._readers.move_to_end(key)
         while len(self._readers) > MAX_READERS_TRACKED:
             self._readers.popitem(last=False)
-        if state.window and last is not None:
-            self._track(asyncio.ensure_future(self._prefetch(topic, manifest, last, state.window, upper_bound)))
+        if state.window and state.last is not None and (state.read_ahead is None or state.read_ahead.done()):
+            state.read_ahead = asyncio.ensure_future(self._read_ahead(topic, state))
+            self._track(state.read_ahead)
 
-    async def _prefetch(self, topic, manifest, last, window: int, upper_bound: int) -> None:
-        """Hydrate the `window` chunks after `last`, all at once (a reader that catches
-        up with one chunk in flight still finds the others ready)."""
-        segment, index = last
-        loop = asyncio.get_running_loop()
-        wanted = []
-        try:
-            for _ in range(window):
-                meta = await self._meta(segment, loop.time() + 5)
-                index += 1
-                if index >= len(meta.chunks):
-                    segment = _next_segment(manifest, segment)
-                    if segment is None:
-                        break
-                    meta = await self._meta(segment, loop.time() + 5)
-                    index = 0
-                entry = meta.chunks[index]
-                if entry.first_offset >= upper_bound:
-                    break
-                if self.cache.cached((segment.data_key, index)) is None:
-                    wanted.append((segment.data_key, entry, meta.compression))
-        except (PoolExhausted, StoreError, CorruptSegmentMetaError):
-            return  # prefetch is an optimisation: the demand read reports real errors
-        hydrations = []
-        for data_key, entry, compression in wanted:
+    async def _read_ahead(self, topic: str, state: _ReaderState) -> None:
+        """Hydrate the chunks within `state.window` after the reader's position, one at a
+        time, nearest first, until all are in memory or the prefetch bound or the pool
+        says stop. The position is re-read after each chunk: the reader moves on meanwhile."""
+        while True:
+            try:
+                wanted = await self._next_wanted(state)
+            except (PoolExhausted, StoreError, CorruptSegmentMetaError):
+                return  # prefetch is an optimisation: the demand read reports real errors
+            if wanted is None:
+                return
+            data_key, entry, compression = wanted
             if self._prefetched_bytes() >= self.settings.prefetch_bytes or not self.cache.prefetch_fits(entry):
-                break
-            hydrations.append(self._prefetch_one(data_key, entry, compression, topic, loop.time()))
-        await asyncio.gather(*hydrations)
+                return
+            loop = asyncio.get_running_loop()
+            try:
+                chunk = await self.cache.get(data_key, entry, compression, topic, loop.time(), prefetch=True)
+            except (PoolExhausted, StoreError, CorruptChunkError):
+                return
+            self.cache.unpin(chunk)
 
-    async def _prefetch_one(self, data_key, entry, compression, topic, deadline) -> None:
-        try:
-            chunk = await self.cache.get(data_key, entry, compression, topic, deadline, prefetch=True)
-        except (PoolExhausted, StoreError, CorruptChunkError):
-            return
-        self.cache.unpin(chunk)
+    async def _next_wanted(self, state: _ReaderState):
+        """(data key, chunk entry, compression) of the nearest chunk within the window
+        after the reader's position that is not in memory, or None."""
+        segment, index = state.last
+        loop = asyncio.get_running_loop()
+        meta = await self._meta(segment, loop.time() + 5)
+        for _ in range(state.window):
+            index += 1
+            if index >= len(meta.chunks):
+                segment = _next_segment(state.manifest, segment)
+                if segment is None:
+                    return None
+                meta = await self._meta(segment, loop.time() + 5)
+                index = 0
+            entry = meta.chunks[index]
+            if entry.first_offset >= state.upper_bound:
+                return None
+            if self.cache.cached((segment.data_key, index)) is None:
+                return segment.data_key, entry, meta.compression
+        return None
 
     def _prefetched_bytes(self) -> int:
         return sum(c.slabs for c in self.cache.prefetched_chunks()) * self.pool.slab_bytes

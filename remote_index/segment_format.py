@@ -349,16 +349,21 @@ def decode_chunk(stored, entry: ChunkEntry, compression: str, *, key: str | None
     if actual != entry.stored_crc32c:
         raise corrupt(f"stored CRC-32C {actual:#010x}, expected {entry.stored_crc32c:#010x}")
     if not entry.compressed:
-        data = stored
-    else:
-        if compression not in ("zstd", "lz4"):
-            raise corrupt(f"chunk is compressed but the segment's codec is {compression!r}")
-        try:
-            data = _decompress(stored, entry.length, compression, out)
-        except CorruptChunkError:
-            raise
-        except Exception as exc:  # codecs raise assorted types; all mean the same here
-            raise corrupt(f"{compression} decompression failed: {exc}") from None
+        # The stored bytes are the original ones: one length and one CRC, which
+        # must match both fields.
+        if len(stored) != entry.length:
+            raise corrupt(f"length {len(stored)}, expected {entry.length}")
+        if actual != entry.crc32c:
+            raise corrupt(f"CRC-32C {actual:#010x}, expected {entry.crc32c:#010x}")
+        return stored
+    if compression not in ("zstd", "lz4"):
+        raise corrupt(f"chunk is compressed but the segment's codec is {compression!r}")
+    try:
+        data = _decompress(stored, entry.length, compression, out)
+    except CorruptChunkError:
+        raise
+    except Exception as exc:  # codecs raise assorted types; all mean the same here
+        raise corrupt(f"{compression} decompression failed: {exc}") from None
     if len(data) != entry.length:
         raise corrupt(f"decoded length {len(data)}, expected {entry.length}")
     actual = crc32c(data)

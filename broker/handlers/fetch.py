@@ -8,11 +8,15 @@ the connection as file regions and leaves by sendfile.
 
 Offsets below the local log start offset but inside the remote tier are read
 from the bucket (cold reads, `remote_index.remote_reader`). Cold reads run
-concurrently and are awaited only until the request's max wait: the hot
-partitions of a mixed Fetch are never held up longer than that (or than
-`remote.fetch.max.wait.ms`, which cold reads always get), and a cold read
-that did not finish answers empty for its partition (its chunks keep hydrating,
-so the client's next Fetch finds them). A cold read that reaches the local log
+concurrently. The Fetch waits for the first of them to finish, then only while
+fewer than `min_bytes` are in (Kafka's rule), and never past the request's max
+wait (or `remote.fetch.max.wait.ms`, which cold reads always get): the hot
+partitions of a mixed Fetch are not held up longer than that, and one
+partition's GET does not hold up data another partition already has. A cold
+read holding `min_bytes` does not wait for its next chunk's GET either. A cold
+read cut short answers empty for its partition; the GETs it started go on
+(and a failed one is reported to the partition's next read), so the client's
+next Fetch finds the chunks in memory. A cold read that reaches the local log
 start continues from the local log in the same response, so a consumer crosses
 the tier boundary with no gap and no duplicate.
 
@@ -136,8 +140,17 @@ class _FetchPass:
         loop = asyncio.get_running_loop()
         remote_wait = self.node.config.get("remote.fetch.max.wait.ms") / 1000
         self.cold_deadline = max(self.deadline, loop.time() + remote_wait)
-        tasks = [asyncio.ensure_future(self._read_one_cold(*job)) for job in self._cold]
-        done, pending = await asyncio.wait(tasks, timeout=max(self.cold_deadline - loop.time(), 0))
+        pending = {asyncio.ensure_future(self._read_one_cold(*job)) for job in self._cold}
+        # The first wait lets every cold read start (find its chunks in memory or set
+        # their GETs going) and one finish; after that, only min_bytes keeps us waiting.
+        first = True
+        while pending and (first or self.size < self.req.min_bytes):
+            remaining = self.cold_deadline - loop.time()
+            if remaining <= 0 and not first:
+                break
+            _, pending = await asyncio.wait(pending, timeout=max(remaining, 0),
+                                            return_when=asyncio.FIRST_COMPLETED)
+            first = False
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -155,7 +168,8 @@ class _FetchPass:
         try:
             read = await self.node.remote_reader.read(
                 partition.topic.name, partition.index, manifest, fp.fetch_offset, limit,
-                upper_bound=upper_bound, min_one_batch=first, deadline=self.cold_deadline)
+                upper_bound=upper_bound, min_one_batch=first, deadline=self.cold_deadline,
+                enough=max(self.req.min_bytes, 1))
         except RemoteReadError as exc:
             # Corrupt data is never served; clients surface this error. An unreachable
             # store is retriable: clients back off and fetch again.

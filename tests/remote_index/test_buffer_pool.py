@@ -2,7 +2,7 @@
 
 The cap is checked two ways: the slabs the pool has leased (its own
 accounting), and the bytes of every buffer it holds or has handed out (the
-memory it is really responsible for: live leases plus its free list). Waiters
+memory it is really responsible for: live leases plus its idle buffers). Waiters
 are served in arrival order; a reservation that cannot be met by its deadline
 raises PoolExhausted and leaves no trace in the queue.
 """
@@ -44,9 +44,9 @@ class Ledger:
         self.check()
 
     def held_bytes(self) -> int:
-        """Bytes of buffers the pool is answerable for: live leases and the free list.
+        """Bytes of buffers the pool is answerable for: live leases and idle buffers.
         Distinct buffers only (a released slab must not be counted twice)."""
-        buffers = {id(b): len(b) for b in self.pool._free}
+        buffers = {id(b): len(b) for b in self.pool.idle_buffers()}
         buffers.update({id(lease.buffer): len(lease.buffer) for lease in self.live})
         return sum(buffers.values())
 
@@ -88,6 +88,33 @@ def test_a_released_slab_is_reused():
     run(body())
 
 
+def test_a_released_chunk_sized_buffer_is_reused_by_the_next_lease_of_its_size():
+    """A steady cold reader leases the same multi-slab size again and again: it gets
+    the buffer back rather than a fresh allocation; another size does not take it,
+    and a lease that needs its room drops it (idle + leases <= cap throughout)."""
+
+    async def body():
+        pool = BufferPool(8 * SLAB, SLAB)
+        ledger = Ledger(pool)
+        first = pool.try_reserve(3 * SLAB - 5)
+        ledger.took(first)
+        buffer = first.buffer
+        ledger.gave_back(first)
+        assert pool.idle_slabs == 3
+        other = pool.try_reserve(2 * SLAB)
+        ledger.took(other)
+        assert other.buffer is not buffer and pool.idle_slabs == 3
+        ledger.gave_back(other)
+        again = pool.try_reserve(2 * SLAB + 1)  # three slabs again
+        ledger.took(again)
+        assert again.buffer is buffer and len(again.view) == 2 * SLAB + 1
+        ledger.gave_back(again)
+        whole = pool.try_reserve(8 * SLAB)  # needs every slab: the idle buffers go
+        ledger.took(whole)
+        assert pool.idle_slabs == 0 and whole.buffer is not buffer
+    run(body())
+
+
 def test_a_reservation_larger_than_the_pool_fails_at_once():
     async def body():
         pool = BufferPool(4 * SLAB, SLAB)
@@ -104,8 +131,8 @@ def test_the_cap_must_hold_one_slab():
 
 
 def test_free_slabs_kept_for_reuse_count_against_the_cap():
-    """Released slabs wait in the free list; a multi-slab lease allocated while they
-    sit there must not take the pool past its cap (free list + leases <= cap)."""
+    """Released slabs wait idle for reuse; a multi-slab lease allocated while they
+    sit there must not take the pool past its cap (idle + leases <= cap)."""
 
     async def body():
         pool = BufferPool(4 * SLAB, SLAB)
@@ -117,7 +144,7 @@ def test_free_slabs_kept_for_reuse_count_against_the_cap():
         for lease in singles:
             ledger.gave_back(lease)
         big = pool.try_reserve(4 * SLAB)
-        ledger.took(big)  # checks free list + leases <= cap
+        ledger.took(big)  # checks idle + leases <= cap
         ledger.gave_back(big)
         # And single slabs still work afterwards.
         for _ in range(4):

@@ -458,3 +458,33 @@ def test_a_demand_read_joining_a_prefetch_in_flight_clears_its_prefetch_mark(one
         cache.close()
         assert counter(cache.metrics.prefetch_wasted) == 0
     run(body())
+
+
+def test_a_hydration_that_fails_after_its_reader_gave_up_is_reported_to_the_next_read(one_segment):
+    """A Fetch answered without a partition leaves its GET going. If that hydration
+    fails, the next demand read of the chunk gets the error at once (no new GET: a
+    read cut short again and again would otherwise never see it); a prefetch does
+    not take the report away; the read after the report downloads afresh."""
+    log = one_segment
+
+    async def body():
+        cache = new_cache(log)
+        log.store.faults.delay("get", 0.05)
+        log.store.faults.corrupt_next_get()
+        gave_up = asyncio.ensure_future(read_chunk(cache, log, 1))
+        await asyncio.sleep(0.01)  # its GET is in flight
+        gave_up.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gave_up
+        while cache._flights:  # the abandoned hydration lands, failed
+            await asyncio.sleep(0.01)
+        gets = log.store.faults.calls["get"]
+        with pytest.raises(CorruptChunkError):
+            await read_chunk(cache, log, 1, prefetch=True)
+        with pytest.raises(CorruptChunkError):
+            await read_chunk(cache, log, 1)
+        assert log.store.faults.calls["get"] == gets  # reported, not downloaded again
+        assert await read_chunk(cache, log, 1) == expected_chunk(log, 1)
+        assert log.store.faults.calls["get"] == gets + 1
+        assert cache.pool.used_slabs == 1  # the failed hydration's buffers went back
+    run(body())

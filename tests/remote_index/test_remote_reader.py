@@ -285,7 +285,74 @@ def test_the_bytes_per_second_limit_throttles_downloads(log):
     run(body())
 
 
+def test_a_read_holding_enough_bytes_does_not_wait_for_the_next_chunks_get(log):
+    """With `enough` (a Fetch's min_bytes) in hand, a read stops at the first chunk not
+    in memory instead of waiting for its GET; with nothing in hand it waits; chunks
+    already in memory it reads on through."""
+    chunks = log.segments[0].meta.chunks
+    first, second = chunks[0], chunks[1]
+
+    async def body():
+        reader = new_reader(log, prefetch=False)
+        loop = asyncio.get_running_loop()
+
+        async def read_enough(offset):
+            return await reader.read(TOPIC, 0, log.manifest, offset, 1 << 20, upper_bound=log.next_offset,
+                                     min_one_batch=True, deadline=loop.time() + 30, enough=1)
+
+        result = await read_enough(0)
+        assert bytes(result.records) == log.bytes_from(0)[:first.length]  # chunk 0, no more
+        assert result.next_offset == first.last_offset + 1
+        gets = log.store.faults.calls["get"]
+        result = await read_enough(result.next_offset)  # nothing in hand: waits for chunk 1
+        assert bytes(result.records) == log.bytes_from(second.first_offset)[:second.length]
+        assert log.store.faults.calls["get"] == gets + 1
+        result = await read_enough(0)  # chunks 0 and 1 in memory, chunk 2 not
+        assert bytes(result.records) == log.bytes_from(0)[:first.length + second.length]
+        assert log.store.faults.calls["get"] == gets + 1
+        await reader.close()
+    run(body())
+
+
 # -- prefetch and warm-up ------------------------------------------------------------------------
+
+
+def test_read_ahead_downloads_one_chunk_at_a_time_nearest_first(log):
+    """A sequential reader's read-ahead keeps one GET in flight, for the nearest chunk
+    it lacks: the chunk it needs next never shares its bandwidth with later ones."""
+    in_flight = {"now": 0, "peak": 0}
+    downloads = []  # (segment number, object offset) in the order the GETs started
+    segment_number = {s.segment.data_key: n for n, s in enumerate(log.segments)}
+    original = log.store.get_into
+
+    async def counted(key, start, end, buffer):
+        downloads.append((segment_number[key], start))
+        in_flight["now"] += 1
+        in_flight["peak"] = max(in_flight["peak"], in_flight["now"])
+        try:
+            return await original(key, start, end, buffer)
+        finally:
+            in_flight["now"] -= 1
+
+    log.store.get_into = counted
+
+    async def body():
+        reader = new_reader(log, prefetch_chunks=4)
+        log.store.faults.delay("get", 0.005)
+        offset, most_ahead = 0, 0
+        while offset < log.next_offset:
+            result = await read(reader, log, offset, 1)
+            assert result.records and log.bytes_from(offset).startswith(result.records)
+            offset = result.next_offset
+            await settle(reader)
+            most_ahead = max(most_ahead, len(reader.cache.prefetched_chunks()))
+        assert most_ahead >= 3, "the reader should have had several chunks read ahead"
+        assert in_flight["peak"] == 1
+        assert downloads == sorted(downloads) and len(set(downloads)) == len(downloads)
+        await reader.close()
+    run(body())
+
+
 
 
 def test_sequential_reads_prefetch_across_segment_boundaries(log):

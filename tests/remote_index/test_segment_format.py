@@ -177,6 +177,23 @@ def test_decompression_fault_is_caught_by_the_original_crc(compression):
                 decode_chunk(bytes(damaged), lying, compression)
 
 
+def test_uncompressed_chunk_must_match_the_original_crc_too():
+    """An uncompressed chunk is checked with one CRC, against both recorded ones: bytes
+    that match a (lying) stored CRC but not the original CRC are refused, and so is
+    a length that disagrees with the original length."""
+    segment = build_segment([(3000, 1, NOW)])
+    obj, (entry,), _ = encode(segment)
+    assert not entry.compressed
+    damaged = bytearray(stored_chunk(obj, entry))
+    damaged[100] ^= 0x01
+    lying = ChunkEntry(**{**_fields(entry), "stored_crc32c": crc32c(bytes(damaged))})
+    with pytest.raises(CorruptChunkError, match="CRC-32C"):
+        decode_chunk(bytes(damaged), lying, "none")
+    short = ChunkEntry(**{**_fields(entry), "length": entry.length - 1})
+    with pytest.raises(CorruptChunkError, match="length"):
+        decode_chunk(stored_chunk(obj, entry), short, "none")
+
+
 def _fields(entry: ChunkEntry) -> dict:
     return {name: getattr(entry, name) for name in ChunkEntry.__slots__}
 

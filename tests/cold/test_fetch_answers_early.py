@@ -1,0 +1,66 @@
+"""A Fetch of several cold partitions is answered once min_bytes are in: one
+partition's slow GET (its response held by the fault proxy in front of moto)
+does not hold up the data another partition already has in memory. The slow
+partition answers empty and without error, and once its GET is through a later
+Fetch serves it, exact.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.support.fault_proxy import FaultProxy
+
+PARTITIONS = 2
+STALL_S = 6.0
+
+
+@pytest.fixture
+def proxy(moto_server):
+    with FaultProxy(moto_server.host, moto_server.port) as proxy:
+        yield proxy
+
+
+def test_a_slow_get_of_one_partition_does_not_hold_up_another(moto_server, proxy, start_cold_broker, cold):
+    broker = start_cold_broker(moto=moto_server, overrides={
+        "remote.storage.s3.endpoint.url": proxy.url,
+        "remote.log.reader.prefetch.enable": "false",
+        "remote.fetch.max.wait.ms": "500",
+    })
+    topic = "slow-get"
+    topic_id = broker.create_topic(topic, cold.topic_configs("none"), PARTITIONS)
+    produced = {p: broker.produce(topic, p, 48 * 1024) for p in range(PARTITIONS)}
+    broker.wait_until_remote_only(topic, PARTITIONS, share=0.3)
+
+    # Partition 0's first chunk into memory. Partition 1's segment meta too (a read
+    # of its second chunk), then the GET of its first chunk is held.
+    error, records = broker.fetch(topic, 0, 0, max_bytes=1024)
+    assert error == 0 and records
+    slow_segment, slow_meta = broker.remote_segments(topic, topic_id, 1)[0]
+    error, records = broker.fetch(topic, 1, slow_meta.chunks[1].first_offset, max_bytes=1024)
+    assert error == 0 and records
+    proxy.inject("stall", next=1, method="GET", path=slow_segment.data_key, seconds=STALL_S)
+
+    # Both partitions in one Fetch that may wait far longer than the stall (min_bytes 1):
+    # it is answered with partition 0's data, partition 1 empty and without error.
+    answers = broker.fetch_many(topic, {0: 0, 1: 0}, max_wait_ms=int(4 * STALL_S * 1000),
+                                partition_max_bytes=16 * 1024)
+    error, records = answers[0]
+    served = cold.decode_records(records)
+    assert error == 0 and served
+    assert served == [(r.offset, r.key, r.value, r.headers, r.timestamp) for r in produced[0][:len(served)]]
+    assert answers[1] == (0, b"")
+    assert proxy.injected["stall"] == 1, "partition 1's data GET should have been held"
+
+    # Its GET goes on: a later Fetch serves partition 1 from offset 0, exact.
+    deadline = time.monotonic() + 4 * STALL_S
+    while True:
+        assert time.monotonic() < deadline, "partition 1 was never served"
+        error, records = broker.fetch(topic, 1, 0, max_bytes=1024)
+        assert error == 0
+        if records:
+            break
+    served = cold.decode_records(records)
+    assert served == [(r.offset, r.key, r.value, r.headers, r.timestamp) for r in produced[1][:len(served)]]
