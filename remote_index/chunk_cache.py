@@ -28,7 +28,7 @@ import collections
 import logging
 from dataclasses import dataclass
 
-from .buffer_pool import BufferPool, Lease, PoolExhausted
+from .buffer_pool import BufferPool, LargerThanPool, Lease, PoolExhausted
 from .rate_limit import TokenBucket
 from .read_metrics import ReadMetrics
 from .segment_format import ChunkEntry, CorruptChunkError, decode_chunk
@@ -133,11 +133,17 @@ class ChunkCache:
             flight.waiters += 1
             try:
                 chunk = await asyncio.shield(flight.task)
+            except LargerThanPool:
+                flight.waiters -= 1
+                raise
             except PoolExhausted:
                 flight.waiters -= 1
-                if prefetch or not flight.prefetch:
+                if prefetch or (not flight.prefetch and asyncio.get_running_loop().time() >= deadline):
                     raise
-                continue  # joined a prefetch that found no room: hydrate on demand instead
+                # The flight gave up on pool room before our own deadline: it was a
+                # prefetch (which never waits) or a reader with less time. Hydrate again,
+                # waiting as long as we may.
+                continue
             except BaseException:
                 task = flight.task
                 if task.done() and not task.cancelled() and task.exception() is None:

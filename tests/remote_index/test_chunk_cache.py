@@ -488,3 +488,28 @@ def test_a_hydration_that_fails_after_its_reader_gave_up_is_reported_to_the_next
         assert log.store.faults.calls["get"] == gets + 1
         assert cache.pool.used_slabs == 1  # the failed hydration's buffers went back
     run(body())
+
+
+def test_a_reader_joining_a_hydration_keeps_its_own_deadline(tmp_path):
+    """Two readers want a chunk while the pool is full of a chunk someone is reading.
+    The first reader's short deadline passes and its hydration gives up; the second,
+    which joined that hydration with more time, keeps waiting, and gets the chunk
+    once the pool has room."""
+    log = remote_log(tmp_path, [make_batches(random.Random(4), 0, 30)])
+    meta = log.segments[0].meta
+    assert len(meta.chunks) >= 2
+
+    async def body():
+        loop = asyncio.get_running_loop()
+        cache = new_cache(log, slabs=1)
+        seg = log.segments[0]
+        held = await cache.get(seg.segment.data_key, meta.chunks[0], meta.compression, TOPIC, loop.time() + 5)
+        hurried = asyncio.create_task(read_chunk(cache, log, 1, timeout=0.05))
+        await asyncio.sleep(0)
+        patient = asyncio.create_task(read_chunk(cache, log, 1, timeout=30))
+        with pytest.raises(PoolExhausted):
+            await hurried
+        assert not patient.done()
+        cache.unpin(held)  # the pool has room now
+        assert await patient == expected_chunk(log, 1)
+    run(body())
