@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+from confluent_kafka import Consumer, TopicPartition
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.broker import BrokerProcess  # noqa: E402
@@ -309,3 +311,51 @@ def list_offsets(bootstrap: str, topic: str, partitions: int, timestamp: int) ->
 
 def local_log_start_offsets(bootstrap: str, topic: str, partitions: int) -> list[int]:
     return list_offsets(bootstrap, topic, partitions, -4)
+
+
+def wait_remote_only(topic: str, metrics_port: int, timeout: float = 300) -> None:
+    """Until every closed segment of `topic` is uploaded and deleted locally (the
+    upload, local-delete and copy-lag metrics agree and hold still)."""
+    deadline = time.monotonic() + timeout
+    stable, last = 0, None
+    while time.monotonic() < deadline:
+        samples = scrape_metrics(metrics_port)
+        state = (metric_sum(samples, "tierbroker_remote_upload_segments_total", topic=topic),
+                 metric_sum(samples, "tierbroker_remote_local_deleted_segments_total", topic=topic),
+                 metric_sum(samples, "tierbroker_remote_copy_lag_bytes", topic=topic))
+        uploaded, deleted, lag = state
+        stable = stable + 1 if state == last and uploaded > 0 and uploaded == deleted and lag == 0 else 0
+        last = state
+        if stable >= 3:
+            return
+        time.sleep(0.3)
+    raise RuntimeError(f"{topic} never became remote-only (uploaded, locally deleted, lag) = {last}")
+
+
+def replay(bootstrap: str, topic: str, ends: list[int], timeout: float = 600) -> tuple[int, float]:
+    """A confluent-kafka consumer (default fetch sizes) reads every partition of `topic`
+    from offset 0 up to `ends` (exclusive), pausing each partition once it gets
+    there; returns (records read, seconds from assignment to the last record)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-replay-{time.time_ns()}",
+                         "enable.auto.commit": False, "auto.offset.reset": "error"})
+    done = [end <= 0 for end in ends]
+    records = 0
+    started = time.perf_counter()
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(len(ends))])
+    try:
+        while not all(done):
+            for msg in consumer.consume(500, timeout=5):
+                if msg.error():
+                    raise RuntimeError(f"consumer error: {msg.error()}")
+                p = msg.partition()
+                if done[p]:
+                    continue
+                records += 1
+                if msg.offset() >= ends[p] - 1:
+                    done[p] = True
+                    consumer.pause([TopicPartition(topic, p)])
+            if time.perf_counter() - started > timeout:
+                raise RuntimeError(f"the replay of {topic} did not finish in {timeout:.0f} s")
+        return records, time.perf_counter() - started
+    finally:
+        consumer.close()

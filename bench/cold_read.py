@@ -51,12 +51,13 @@ from _support import (
     print_table,
     process_cpu_seconds,
     produce_bytes,
+    replay,
     scrape_metrics,
     set_topic_configs,
     start_broker,
+    wait_remote_only,
     warm_memory,
 )
-from confluent_kafka import Consumer, TopicPartition
 
 from broker.protocol.records import BATCH_HEADER_SIZE, parse_batch_header
 from remote_index.keys import parse_segment_key
@@ -143,34 +144,10 @@ def consume_cold(broker, moto: MotoProcess, topic: str, ends: list[int], metrics
     the caller from the remote bytes. Returns the time taken and the broker's
     counters of the run."""
     before = scrape_metrics(metrics_port)
-    consumer = Consumer({
-        "bootstrap.servers": broker.bootstrap, "group.id": f"bench-cold-{time.time_ns()}",
-        "enable.auto.commit": False, "auto.offset.reset": "error",
-    })
-    done = [end <= 0 for end in ends]
-    records = 0
     broker_cpu, moto_cpu = process_cpu_seconds(broker.proc.pid), process_cpu_seconds(moto.proc.pid)
-    started = time.perf_counter()
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(len(ends))])
-    try:
-        while not all(done):
-            for msg in consumer.consume(500, timeout=5):
-                if msg.error():
-                    raise RuntimeError(f"consumer error: {msg.error()}")
-                p = msg.partition()
-                if done[p]:
-                    continue
-                records += 1
-                if msg.offset() >= ends[p] - 1:
-                    done[p] = True
-                    consumer.pause([TopicPartition(topic, p)])
-            if time.perf_counter() - started > 600:
-                raise RuntimeError("cold consume did not finish in 600 s")
-        elapsed = time.perf_counter() - started
-        broker_cpu = process_cpu_seconds(broker.proc.pid) - broker_cpu
-        moto_cpu = process_cpu_seconds(moto.proc.pid) - moto_cpu
-    finally:
-        consumer.close()
+    records, elapsed = replay(broker.bootstrap, topic, ends)
+    broker_cpu = process_cpu_seconds(broker.proc.pid) - broker_cpu
+    moto_cpu = process_cpu_seconds(moto.proc.pid) - moto_cpu
     after = scrape_metrics(metrics_port)
 
     def counter(name: str) -> float:
@@ -225,24 +202,6 @@ def timed_fetches(bootstrap: str, topic: str, ends: list[int], warm_up_offset: i
     return {"count": len(latencies), "all": quantiles([t for t, _ in latencies]),
             "steady": quantiles([t for t, steady in latencies if steady]),
             "steady_count": sum(1 for _, steady in latencies if steady)}
-
-
-def wait_remote_only(broker, topic: str, metrics_port: int, timeout: float = 300) -> None:
-    """Until every closed segment is uploaded and deleted locally (counters stable)."""
-    deadline = time.monotonic() + timeout
-    stable, last = 0, None
-    while time.monotonic() < deadline:
-        samples = scrape_metrics(metrics_port)
-        state = (metric_sum(samples, "tierbroker_remote_upload_segments_total", topic=topic),
-                 metric_sum(samples, "tierbroker_remote_local_deleted_segments_total", topic=topic),
-                 metric_sum(samples, "tierbroker_remote_copy_lag_bytes", topic=topic))
-        uploaded, deleted, lag = state
-        stable = stable + 1 if state == last and uploaded > 0 and uploaded == deleted and lag == 0 else 0
-        last = state
-        if stable >= 3:
-            return
-        time.sleep(0.3)
-    raise RuntimeError(f"{topic} never became remote-only (uploaded, locally deleted, lag) = {last}")
 
 
 def wait_servable(broker, topic: str, partitions: int, metrics_port: int, timeout: float = 60) -> None:
@@ -300,7 +259,7 @@ def main() -> int:
             "remote.storage.chunk.bytes": str(args.chunk_mib << 20),
         })
         produce_bytes(broker.bootstrap, topic, args.partitions, args.mib << 20, RECORD_BYTES)
-        wait_remote_only(broker, topic, metrics_port)
+        wait_remote_only(topic, metrics_port)
         ends = local_log_start_offsets(broker.bootstrap, topic, args.partitions)
         # A local tail the consumer never reaches: at the log end its Fetches would
         # long-poll for max.wait.ms, and those waits are not cold-read latency.

@@ -43,14 +43,13 @@ from _support import (
     MotoProcess,
     create_topic,
     local_log_start_offsets,
-    metric_sum,
     print_table,
     produce_bytes,
-    scrape_metrics,
+    replay,
     start_broker,
+    wait_remote_only,
     warm_memory,
 )
-from confluent_kafka import Consumer, TopicPartition
 
 from tests.support.broker import free_port
 
@@ -187,50 +186,6 @@ def _create_cgroup(name: str) -> tuple[Path, int]:
 
 
 # -- the run -----------------------------------------------------------------------------
-
-
-def replay(bootstrap: str, topic: str, ends: list[int]) -> tuple[int, float]:
-    """Read every partition of `topic` from offset 0 up to `ends`; (records, seconds)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-replay-{time.time_ns()}",
-                         "enable.auto.commit": False, "auto.offset.reset": "error"})
-    done = [end <= 0 for end in ends]
-    records = 0
-    started = time.perf_counter()
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(len(ends))])
-    try:
-        while not all(done):
-            for msg in consumer.consume(500, timeout=5):
-                if msg.error():
-                    raise RuntimeError(f"consumer error: {msg.error()}")
-                p = msg.partition()
-                if done[p]:
-                    continue
-                records += 1
-                if msg.offset() >= ends[p] - 1:
-                    done[p] = True
-                    consumer.pause([TopicPartition(topic, p)])
-            if time.perf_counter() - started > 600:
-                raise RuntimeError("the cold replay did not finish in 600 s")
-    finally:
-        consumer.close()
-    return records, time.perf_counter() - started
-
-
-def wait_remote_only(topic: str, metrics_port: int, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    stable, last = 0, None
-    while time.monotonic() < deadline:
-        samples = scrape_metrics(metrics_port)
-        state = (metric_sum(samples, "tierbroker_remote_upload_segments_total", topic=topic),
-                 metric_sum(samples, "tierbroker_remote_local_deleted_segments_total", topic=topic),
-                 metric_sum(samples, "tierbroker_remote_copy_lag_bytes", topic=topic))
-        uploaded, deleted, lag = state
-        stable = stable + 1 if state == last and uploaded > 0 and uploaded == deleted and lag == 0 else 0
-        last = state
-        if stable >= 3:
-            return
-        time.sleep(0.3)
-    raise RuntimeError(f"{topic} never became remote-only (uploaded, locally deleted, lag) = {last}")
 
 
 def rss_bytes(pid: int) -> int:
