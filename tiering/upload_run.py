@@ -9,9 +9,12 @@ the manifest writes off the data path.
 - Their objects go up one segment after another: one upload in flight per
   partition keeps the shared upload slots fair across partitions.
 - A committer task behind the uploads writes COPY_FINISHED entries in offset
-  order, each write carrying every attempt sent since the last one. A segment
-  counts as uploaded (metrics, the log's remote range, local retention) only
-  once that write lands.
+  order, each write carrying every attempt sent since the last one. In a
+  backlog it lets sent segments wait for company (up to `FINISH_BATCH` of them,
+  at most `FINISH_LINGER_S`), so the manifest is rewritten once per few
+  segments rather than once per segment; the run's end commits at once. A
+  segment counts as uploaded (metrics, the log's remote range, local
+  retention) only once that write lands.
 
 When the run stops early (a failure, a rollback), what was sent is still
 committed if the bucket allows, and attempts started but never finished stay
@@ -30,6 +33,8 @@ from remote_index.manifest import ManifestStore, RemoteSegment
 from .uploader import SegmentUploader, UploadAttempt, UploadContext
 
 START_BATCH = 16
+FINISH_BATCH = 4  # COPY_FINISHED entries that make a write at once
+FINISH_LINGER_S = 0.25  # longest a sent segment waits for others to share its write
 
 Finished = list[tuple[UploadAttempt, RemoteSegment]]
 OnCommitted = Callable[[], None]
@@ -37,8 +42,8 @@ OnCommitted = Callable[[], None]
 
 class FinishCommitter:
     """Commits COPY_FINISHED entries in the order they are added, batching those
-    that queue up while a write is in flight. A failed write stops it; `add` and
-    `close` then raise that failure."""
+    that queue up while a write is in flight or while the first of them lingers.
+    A failed write stops it; `add` and `close` then raise that failure."""
 
     def __init__(self, uploader: SegmentUploader, ctx: UploadContext, manifests: ManifestStore,
                  on_committed: OnCommitted):
@@ -71,10 +76,18 @@ class FinishCommitter:
         self._task.cancel()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._ready:
+                # Linger while more segments are on their way (a backlog): one write then
+                # covers several, and the manifest is rewritten less often.
+                until = loop.time() + FINISH_LINGER_S
+                while not self._closing and len(self._ready) < FINISH_BATCH and loop.time() < until:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), until - loop.time())
+                    self._wakeup.clear()
                 batch, self._ready = self._ready, []
                 await self._uploader.commit_finished(self._ctx, self._manifests, batch)
                 self._on_committed()
