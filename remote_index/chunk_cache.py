@@ -160,13 +160,15 @@ class ChunkCache:
     def _landed(self, chunk_id: ChunkId, task: asyncio.Task) -> None:
         """A hydration ended; its outcome may have no waiter left (prefetch, timed-out read)."""
         flight = self._flights.get(chunk_id)
-        if flight is None or flight.task is not task:
-            return
-        del self._flights[chunk_id]
+        if flight is not None and flight.task is task:
+            del self._flights[chunk_id]
+        else:
+            flight = None  # already replaced by a newer hydration
         if task.cancelled() or (error := task.exception()) is None:
             return
         log.debug("hydrating %s chunk %d failed: %s", chunk_id[0], chunk_id[1], error)
-        if not flight.waiters and not flight.prefetch and isinstance(error, (CorruptChunkError, StoreError)):
+        if (flight is not None and not flight.waiters and not flight.prefetch
+                and isinstance(error, (CorruptChunkError, StoreError))):
             self._failures[chunk_id] = error
             while len(self._failures) > MAX_FAILURES_KEPT:
                 self._failures.popitem(last=False)

@@ -14,7 +14,8 @@ fetch again.
 
 A read that already holds `enough` bytes (the Fetch's min_bytes) stops at the
 first chunk that is not in memory yet rather than wait for its GET: the client
-gets what is there at once, and the chunk keeps hydrating for its next Fetch.
+gets what is there at once, and the chunk is read-ahead's to fetch (or the
+client's next Fetch's, with prefetch off).
 
 Sequential readers are detected per partition (a read starting where the last
 one ended) and get the next chunks hydrated ahead of them, across segment

@@ -143,14 +143,10 @@ class _FetchPass:
         pending = {asyncio.ensure_future(self._read_one_cold(*job)) for job in self._cold}
         # The first wait lets every cold read start (find its chunks in memory or set
         # their GETs going) and one finish; after that, only min_bytes keeps us waiting.
-        first = True
-        while pending and (first or self.size < self.req.min_bytes):
-            remaining = self.cold_deadline - loop.time()
-            if remaining <= 0 and not first:
-                break
-            _, pending = await asyncio.wait(pending, timeout=max(remaining, 0),
-                                            return_when=asyncio.FIRST_COMPLETED)
-            first = False
+        _, pending = await asyncio.wait(pending, timeout=max(self.cold_deadline - loop.time(), 0),
+                                        return_when=asyncio.FIRST_COMPLETED)
+        while pending and self.size < self.req.min_bytes and (remaining := self.cold_deadline - loop.time()) > 0:
+            _, pending = await asyncio.wait(pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
