@@ -61,10 +61,14 @@ def test_a_damaged_chunk_is_an_error_for_its_partition_only(damaged, cold, codec
     assert offsets[topic][DAMAGED][cold.EARLIEST_LOCAL] > chunk.last_offset  # remote-only
 
     # A Fetch of both partitions: the damaged one errs and carries no records; the
-    # other one (same topic, same request) is served.
+    # other one (same topic, same request) is served. If the other one's data came
+    # first, the Fetch is answered without waiting for the damaged chunk (min_bytes
+    # is in): the damaged partition is empty then, and its next read reports the error.
     before = corrupt_count(broker, topic)
     answers = broker.fetch_many(topic, {DAMAGED: chunk.first_offset, 1: 0}, partition_max_bytes=16 * 1024)
     error, records = answers[DAMAGED]
+    if (error, records) == (0, b""):
+        error, records = broker.fetch(topic, DAMAGED, chunk.first_offset)
     assert (error, records) == (cold.UNKNOWN_SERVER_ERROR, b"")
     error, records = answers[1]
     assert error == 0 and records

@@ -405,6 +405,7 @@ def test_a_read_out_of_time_warms_the_chunks_for_the_next_one(log):
         reader = new_reader(log)
         loop = asyncio.get_running_loop()
         start = log.segments[1].segment.base_offset
+        log.store.faults.delay("get", 0.05)  # no GET can land before the (past) deadline
         late = await reader.read(TOPIC, 0, log.manifest, start, 4000, upper_bound=log.next_offset,
                                  min_one_batch=True, deadline=loop.time() - 1)
         assert (late.records, late.next_offset) == (b"", start)
