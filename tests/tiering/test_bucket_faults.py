@@ -13,7 +13,6 @@ from __future__ import annotations
 import random
 import time
 
-
 from tests.support.broker import BrokerProcess, free_port
 from tests.support.fault_proxy import FaultProxy
 from tests.support.raw_client import RawClient
@@ -39,6 +38,7 @@ from tests.tiering.harness import (
     tiering_overrides,
     wait_for,
 )
+from tiering.manager import MAX_BACKOFF_S
 
 SEGMENT_BYTES = 20_000
 TOPIC_CONFIGS = {"remote.storage.enable": "true", "segment.bytes": str(SEGMENT_BYTES),
@@ -130,7 +130,9 @@ def test_transient_faults_delay_uploads_but_lose_nothing(tmp_path, s3_bucket):
                         f"unfinished entries {[s for s in view.segments if s['state'] != 'COPY_FINISHED']}, "
                         f"multipart uploads {_pending_multipart(s3_bucket)}")
 
-            wait_for(clean, 30, "garbage collection of abandoned attempts", describe=leftovers)
+            # The pass that collects them may be one backoff away: a pass that failed just
+            # before the faults stopped waits up to MAX_BACKOFF_S before the next.
+            wait_for(clean, MAX_BACKOFF_S + 30, "garbage collection of abandoned attempts", describe=leftovers)
     finally:
         broker.kill()
         proxy.stop()
