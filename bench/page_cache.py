@@ -28,8 +28,6 @@ measuring if no memory-limited cgroup can be created here.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import mmap
 import os
 import shutil
 import subprocess
@@ -52,48 +50,21 @@ from _support import (
 )
 
 from tests.support.broker import free_port
+from tests.support.page_cache import resident_pages
 
 TARGET = 0.99
-PAGE = mmap.PAGESIZE
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mmap.restype = ctypes.c_void_p
-_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
-_MAP_FAILED = ctypes.c_void_p(-1).value
 
 
 # -- residency ------------------------------------------------------------------------
 
 
-def resident_pages(path: Path) -> tuple[int, int]:
-    """(resident pages, pages) of one file: mincore on a mapping that is never touched,
-    so measuring does not change what it measures."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        if size == 0:
-            return 0, 0
-        addr = _libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
-        if addr in (None, _MAP_FAILED):
-            raise OSError(ctypes.get_errno(), f"mmap of {path} failed")
-        try:
-            pages = (size + PAGE - 1) // PAGE
-            vec = (ctypes.c_ubyte * pages)()
-            if _libc.mincore(addr, size, vec) != 0:
-                raise OSError(ctypes.get_errno(), f"mincore of {path} failed")
-            return sum(b & 1 for b in bytes(vec)), pages
-        finally:
-            _libc.munmap(addr, size)
-    finally:
-        os.close(fd)
-
-
 def residency(files: list[Path]) -> float:
     resident = total = 0
     for path in files:
-        r, t = resident_pages(path)
+        found = resident_pages(path)
+        if found is None:
+            raise FileNotFoundError(f"{path} vanished while its residency was measured")
+        _, r, t = found
         resident, total = resident + r, total + t
     return resident / total if total else float("nan")
 
