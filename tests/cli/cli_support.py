@@ -8,6 +8,7 @@ import sys
 import time
 
 from tests.support.broker import REPO
+from tests.support.polling import wait_for
 
 WAIT_S = 90.0
 
@@ -25,14 +26,7 @@ def cli_json(*args: str):
 
 def wait_until(predicate, what: str, timeout: float = WAIT_S, interval: float = 0.2):
     """Poll until `predicate()` is truthy and return its value; the timeout only bounds a hang."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what} (last: {value!r})")
-        time.sleep(interval)
+    return wait_for(predicate, timeout, what, interval)
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int = 1) -> None:

@@ -38,6 +38,7 @@ from tests.support.moto_server import (  # noqa: F401 (fixtures)
     moto_server,
     s3_bucket,
 )
+from tests.support.polling import wait_for
 from tests.support.prometheus import Metrics
 from tests.support.raw_client import RawClient
 
@@ -51,18 +52,6 @@ CHUNK_BYTES = 4096
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
-    """Poll until `predicate()` is truthy; fail naming `what` (and the last value) at the deadline."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 @dataclass(frozen=True)

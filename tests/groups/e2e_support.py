@@ -13,22 +13,15 @@ from pathlib import Path
 from broker.admin_client import AdminClient
 from broker.cli_groups import describe_group
 from tests.support.broker import REPO
+from tests.support.polling import wait_for
 
 LIBRARIES = ["kafka-python", "aiokafka", "confluent"]
 WAIT_S = 90.0
 
 
 def wait_until(predicate, what: str, timeout: float = WAIT_S, interval: float = 0.2):
-    """Poll until `predicate()` is truthy; returns its value. The timeout only
-    bounds a hang, it is not an assertion about speed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(interval)
+    """Poll until `predicate()` is truthy and return its value; the timeout only bounds a hang."""
+    return wait_for(predicate, timeout, what, interval)
 
 
 def create_topic(bootstrap: str, name: str, partitions: int) -> None:

@@ -12,8 +12,9 @@ import urllib.request
 from kafka import KafkaConsumer, TopicPartition
 
 from tests.support.broker import BrokerProcess, free_port
+from tests.support.polling import wait_for
 from tests.support.raw_client import RawClient
-from tests.tiering.harness import create_topic, list_offsets, produce, s3_overrides, wait_for
+from tests.tiering.harness import create_topic, list_offsets, produce, s3_overrides
 
 TOPIC = "rebuilt"
 PARTITIONS = 2

@@ -20,6 +20,7 @@ import urllib.request
 import pytest
 
 from tests.support.broker import BrokerProcess, free_port
+from tests.support.polling import wait_for
 from tests.support.raw_client import RawClient
 from tests.tiering.harness import (
     create_topic,
@@ -28,7 +29,6 @@ from tests.tiering.harness import (
     list_offsets,
     produce,
     s3_overrides,
-    wait_for,
 )
 
 TOPIC = "rollme"

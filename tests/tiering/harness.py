@@ -40,20 +40,6 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.1, describe=None):
-    """Poll `predicate` until it returns something truthy; fail with `what` (and what
-    `describe()` says about the state) at the deadline."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    state = f"; {describe()}" if describe is not None else ""
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r}){state}")
-
-
 # ---------------------------------------------------------------------------
 # Broker configuration
 

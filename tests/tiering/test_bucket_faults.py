@@ -14,6 +14,7 @@ import random
 import time
 
 from tests.support.broker import BrokerProcess, free_port
+from tests.support.polling import wait_for
 from tests.support.fault_proxy import FaultProxy
 from tests.support.raw_client import RawClient
 from tests.tiering.harness import (
@@ -36,7 +37,6 @@ from tests.tiering.harness import (
     s3_overrides,
     scrape,
     tiering_overrides,
-    wait_for,
 )
 from tiering.manager import MAX_BACKOFF_S
 

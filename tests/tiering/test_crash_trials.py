@@ -22,6 +22,7 @@ from collections import Counter
 
 from remote_index.manifest import PartitionManifest
 from tests.support.broker import BrokerProcess, free_port
+from tests.support.polling import wait_for
 from tests.support.raw_client import RawClient
 from tests.tiering.harness import (
     EARLIEST,
@@ -41,7 +42,6 @@ from tests.tiering.harness import (
     read_manifest,
     s3_overrides,
     tiering_overrides,
-    wait_for,
 )
 
 SEED = 20240611

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 
 from tests.support.broker import BrokerProcess, free_port
+from tests.support.polling import wait_for
 from tests.support.raw_client import RawClient
 from tests.tiering.harness import (
     EARLIEST,
@@ -38,7 +39,6 @@ from tests.tiering.harness import (
     s3_overrides,
     scrape,
     tiering_overrides,
-    wait_for,
 )
 
 SEGMENT_BYTES = 20_000

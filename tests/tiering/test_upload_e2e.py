@@ -11,6 +11,7 @@ import random
 import pytest
 
 from tests.support.broker import BrokerProcess, free_port
+from tests.support.polling import wait_for
 from tests.support.raw_client import RawClient
 from tests.tiering.harness import (
     EARLIEST,
@@ -32,7 +33,6 @@ from tests.tiering.harness import (
     scrape,
     tiering_overrides,
     unseal,
-    wait_for,
 )
 
 SEGMENT_BYTES = 20_000
