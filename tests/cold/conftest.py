@@ -41,8 +41,14 @@ from tests.support.moto_server import (  # noqa: F401 (fixtures)
 from tests.support.polling import wait_for
 from tests.support.prometheus import Metrics
 from tests.support.raw_client import RawClient
+from tests.tiering.harness import (  # noqa: F401 (the offset specs are the `cold` fixture's too)
+    EARLIEST,
+    EARLIEST_LOCAL,
+    LATEST,
+    LATEST_TIERED,
+    list_offsets,
+)
 
-EARLIEST, EARLIEST_LOCAL, LATEST_TIERED, LATEST = -2, -4, -5, -1
 UNKNOWN_SERVER_ERROR = -1
 KAFKA_STORAGE_ERROR = 56
 
@@ -207,15 +213,7 @@ class ColdBroker:
 
     def offsets(self, topic: str, partition: int = 0) -> dict[int, int]:
         """{-2 earliest, -4 earliest local, -5 latest tiered, -1 latest} (ListOffsets v9)."""
-        specials = (EARLIEST, EARLIEST_LOCAL, LATEST_TIERED, LATEST)
-        reply = self.client().request("ListOffsets", 9, {"replica_id": -1, "isolation_level": 0, "topics": [
-            {"name": topic, "partitions": [
-                {"partition_index": partition, "current_leader_epoch": -1, "timestamp": ts} for ts in specials]}]})
-        out = {}
-        for ts, p in zip(specials, reply.topics[0].partitions):
-            assert p.error_code == 0, (ts, p.error_code)
-            out[ts] = p.offset
-        return out
+        return list_offsets(self.client(), topic, partition)
 
     def wait_until_remote_only(self, topic: str, partitions: int = 1, *, share: float = 0.6,
                                timeout: float = 90) -> dict[int, dict[int, int]]:

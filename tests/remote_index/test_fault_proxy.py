@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from remote_index.store import ObjectNotFound, PreconditionFailed, TransientStoreError
+from tests.remote_index.test_store_contract import run
 from tests.support.fault_proxy import FaultProxy
 
 MiB = 1024 * 1024
@@ -29,15 +30,6 @@ def through(proxy, s3_bucket, **kwargs):
     so each injected fault surfaces (tests that want a retry say so)."""
     kwargs.setdefault("max_attempts", 1)
     return s3_bucket.store(prefix="p", endpoint_url=proxy.url, **kwargs)
-
-
-def run(store, body):
-    async def main():
-        try:
-            return await body(store)
-        finally:
-            await store.close()
-    return asyncio.run(main())
 
 
 def test_empty_plan_forwards_everything(proxy, s3_bucket):
