@@ -16,8 +16,8 @@ Fetch of the run reaches the log end and long-polls. The broker is restarted
 between the two runs (flipping `remote.log.reader.prefetch.enable`), so each
 starts with an empty chunk cache.
 
-Baseline: raw aiobotocore ranged GETs of exactly the chunk ranges the .meta
-objects list, in offset order, one GET at a time per partition and all
+Baseline: raw aiobotocore ranged GETs of exactly the chunk ranges the segments'
+meta trailers list, in offset order, one GET at a time per partition and all
 partitions at once, each read into a reused buffer. It runs right before each
 consumer run; the faster of the two is the baseline (the stricter comparison).
 
@@ -71,7 +71,8 @@ from _support import (
 )
 
 from broker.protocol.records import BATCH_HEADER_SIZE, parse_batch_header
-from remote_index.keys import parse_segment_key
+from remote_index.keys import parse_manifest_key
+from remote_index.manifest import PartitionManifest
 from remote_index.segment_format import SegmentMeta
 from tests.support.broker import free_port
 from tests.support.raw_client import RawClient
@@ -83,7 +84,8 @@ FETCH_PARTITION_BYTES = 1 << 20
 
 
 class RemoteLayout:
-    """The chunk ranges of every remote segment, per partition, in offset order."""
+    """The chunk ranges of every remote segment, per partition, in offset order, as the
+    newest manifest version of each partition and the segments' meta trailers say."""
 
     def __init__(self, moto: MotoProcess, bucket: str, prefix: str, partitions: int):
         self.ranges: dict[int, list[tuple[str, int, int]]] = {}  # partition -> (key, start, end)
@@ -91,26 +93,34 @@ class RemoteLayout:
         self.object_bytes = 0
         self.chunks = 0
 
+        async def get(client, key: str, byte_range: str | None = None) -> bytes:
+            resp = await client.get_object(Bucket=bucket, Key=f"{prefix}/{key}",
+                                           **({"Range": byte_range} if byte_range else {}))
+            async with resp["Body"] as body:
+                return await body.read()
+
         async def load() -> None:
             async with moto.raw_client() as client:
-                keys = []
+                newest: dict[str, str] = {}  # partition prefix -> newest manifest version key
                 async for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-                    keys += [obj["Key"] for obj in page.get("Contents", ())]
-                for key in sorted(keys):
-                    parsed = parse_segment_key(key)
-                    if parsed is None or parsed.kind != "meta":
-                        continue
-                    partition = int(key.split("/")[-3])
-                    resp = await client.get_object(Bucket=bucket, Key=key)
-                    async with resp["Body"] as body:
-                        meta = SegmentMeta.from_bytes(await body.read(), key=key)
-                    data_key = key.removesuffix(".meta") + ".log"
-                    self.segment_bytes += meta.size_bytes
-                    self.object_bytes += meta.object_bytes
-                    for chunk in meta.chunks:
-                        self.ranges.setdefault(partition, []).append(
-                            (data_key, chunk.object_offset, chunk.object_end))
-                        self.chunks += 1
+                    for obj in page.get("Contents", ()):
+                        key = obj["Key"].removeprefix(f"{prefix}/")
+                        if "/manifest/" in key and parse_manifest_key(key) is not None:
+                            partition_prefix = key.split("/manifest/")[0]
+                            newest[partition_prefix] = max(newest.get(partition_prefix, key), key)
+                for key in newest.values():
+                    manifest = PartitionManifest.from_bytes(await get(client, key), key=key)
+                    for segment in manifest.finished_segments:
+                        start = segment.object_bytes
+                        meta = SegmentMeta.from_bytes(
+                            await get(client, segment.data_key, f"bytes={start}-{start + segment.meta_bytes - 1}"),
+                            key=segment.data_key, expected_crc32c=segment.meta_crc32c)
+                        self.segment_bytes += meta.size_bytes
+                        self.object_bytes += meta.object_bytes
+                        self.ranges.setdefault(manifest.partition, []).extend(
+                            (f"{prefix}/{segment.data_key}", chunk.object_offset, chunk.object_end)
+                            for chunk in meta.chunks)
+                        self.chunks += len(meta.chunks)
 
         asyncio.run(load())
         if sorted(self.ranges) != list(range(partitions)):

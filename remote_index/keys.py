@@ -8,9 +8,11 @@ Keys are relative to the bucket-level prefix (the store prepends that itself)::
         pointer to the newest version (text: the version number), written only
         on stores without create-only puts; a hint, readers list manifest/
     [<hash>/]<topic>-<topic_id>/<partition>/segments/<base_offset:020d>-<segment_id>.log
-        a segment's data, cut into chunks (segment_format.py)
+        a segment's data, cut into chunks, then its meta: the chunk index plus
+        its .index and .timeindex bytes (segment_format.py)
     [<hash>/]<topic>-<topic_id>/<partition>/segments/<base_offset:020d>-<segment_id>.meta
-        the segment's chunk index plus its .index and .timeindex bytes
+        the meta as an object of its own, for segments uploaded before the
+        meta became the data object's trailer (no longer written)
     topics/<topic>-<topic_id>.json
         topic description (name, id, partition count, configs, key layout) for
         recovering a topic from the bucket alone

@@ -6,11 +6,14 @@ and lifecycle state (segment_state.py), plus the remote tier's log start offset.
 Only COPY_FINISHED segments are readable; the other states exist so that an
 interrupted upload or delete leaves a record of the objects to clean up.
 
-The chunk index is *not* in the manifest: it lives in each segment's `.meta`
-object (segment_format.py), which the manifest names by key and CRC-32C. A
-manifest is rewritten whole on every change, so it must stay small as segments
-accumulate: a segment costs a few hundred bytes here instead of a row per
-chunk, and a cold read fetches one segment's meta only when it needs it.
+The chunk index is *not* in the manifest: it lives in each segment's meta
+(segment_format.py), the trailer of its data object, which the manifest
+locates (`object_bytes`, `meta_bytes`) and checks (CRC-32C). A manifest is
+rewritten whole on every change, so it must stay small as segments accumulate:
+a segment costs a few hundred bytes here instead of a row per chunk, and a cold
+read fetches one segment's meta only when it needs it. Segments uploaded before
+the meta became a trailer name a separate `.meta` object (`meta_key`) instead;
+`read_segment_meta` reads either.
 
 Storage (keys.py): every change writes a new version `manifest/<version:020d>.json`.
 Versions strictly increase, by one per write except that a version number seen
@@ -45,6 +48,8 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+
+from crc32c import crc32c
 
 from .keys import (
     TOPICS_PREFIX,
@@ -112,8 +117,11 @@ class RemoteSegment:
     """One uploaded (or being uploaded, or being deleted) segment.
 
     `size_bytes` is the original segment size (what retention.bytes counts);
-    `object_bytes` what the data object takes in the bucket. The object fields
-    (object_bytes, checksums, chunk_count) are None until COPY_FINISHED.
+    `object_bytes` what the stored chunks take in the data object, which ends
+    with the `meta_bytes` of the meta trailer. The object fields (object_bytes,
+    meta_bytes, checksums, chunk_count) are None until COPY_FINISHED.
+    `meta_key` is None except for segments uploaded with their meta as a
+    separate object (before trailers), which have no `meta_bytes`.
     """
 
     segment_id: str
@@ -121,7 +129,7 @@ class RemoteSegment:
     last_offset: int
     size_bytes: int
     data_key: str
-    meta_key: str
+    meta_key: str | None = None
     state: RemoteSegmentState = COPY_STARTED
     state_changed_ms: int = 0
     first_timestamp: int = NO_TIMESTAMP
@@ -131,6 +139,7 @@ class RemoteSegment:
     data_crc32c: int | None = None
     meta_crc32c: int | None = None
     chunk_count: int | None = None
+    meta_bytes: int | None = None
 
     @classmethod
     def start_copy(
@@ -154,7 +163,6 @@ class RemoteSegment:
             last_offset=last_offset,
             size_bytes=size_bytes,
             data_key=keys.segment_data_key(base_offset, segment_id),
-            meta_key=keys.segment_meta_key(base_offset, segment_id),
             state=COPY_STARTED,
             state_changed_ms=now_ms,
             first_timestamp=first_timestamp,
@@ -170,6 +178,11 @@ class RemoteSegment:
     def is_readable(self) -> bool:
         return self.state is COPY_FINISHED
 
+    @property
+    def object_keys(self) -> tuple[str, ...]:
+        """Every object this segment has, or may have, in the bucket."""
+        return (self.data_key,) if self.meta_key is None else (self.data_key, self.meta_key)
+
     def with_state(self, target: RemoteSegmentState, now_ms: int, **updates) -> RemoteSegment:
         """This segment moved to `target` (checked by segment_state.transition); a repeated
         transition with no updates returns the segment unchanged."""
@@ -178,14 +191,16 @@ class RemoteSegment:
             return self
         return replace(self, state=target, state_changed_ms=now_ms, **updates)
 
-    def finished(self, meta: SegmentMeta, meta_crc32c: int, now_ms: int) -> RemoteSegment:
-        """COPY_FINISHED with the object facts from the uploaded segment's meta."""
+    def finished(self, meta: SegmentMeta, meta_bytes: bytes, now_ms: int) -> RemoteSegment:
+        """COPY_FINISHED with the object facts from the uploaded segment's meta, whose
+        encoding `meta_bytes` ends the data object."""
         return self.with_state(
             COPY_FINISHED,
             now_ms,
             object_bytes=meta.object_bytes,
             data_crc32c=meta.data_crc32c,
-            meta_crc32c=meta_crc32c,
+            meta_crc32c=crc32c(meta_bytes),
+            meta_bytes=len(meta_bytes),
             chunk_count=len(meta.chunks),
             compression=meta.compression,
             first_timestamp=meta.first_timestamp,
@@ -209,6 +224,7 @@ class RemoteSegment:
             "data_crc32c": self.data_crc32c,
             "meta_crc32c": self.meta_crc32c,
             "chunk_count": self.chunk_count,
+            "meta_bytes": self.meta_bytes,
         }
 
     @classmethod
@@ -224,7 +240,22 @@ class RemoteSegment:
             self.object_bytes, self.data_crc32c, self.meta_crc32c, self.chunk_count
         ):
             return f"segment {self.segment_id} is COPY_FINISHED without its object sizes and checksums"
+        if self.state is COPY_FINISHED and self.meta_key is None and self.meta_bytes is None:
+            return f"segment {self.segment_id} is COPY_FINISHED without the size of its meta trailer"
         return None
+
+
+async def read_segment_meta(store: ObjectStore, segment: RemoteSegment) -> SegmentMeta:
+    """A COPY_FINISHED segment's meta: the trailer of its data object, or the separate
+    `.meta` object of a segment uploaded before trailers. The bytes must match the
+    manifest's CRC-32C (else CorruptSegmentMetaError); store errors propagate."""
+    if segment.meta_key is None:
+        key, start = segment.data_key, segment.object_bytes
+        data = await store.get(key, start, start + segment.meta_bytes)
+    else:
+        key = segment.meta_key
+        data = await store.get(key)
+    return await asyncio.to_thread(SegmentMeta.from_bytes, data, key=key, expected_crc32c=segment.meta_crc32c)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,8 +307,9 @@ class PartitionManifest:
 
     @property
     def stored_bytes(self) -> int:
-        """Bytes of the data objects this manifest knows of, whatever their state."""
-        return sum(s.object_bytes or 0 for s in self.segments)
+        """Bytes of the data objects this manifest knows of (chunks and meta trailers),
+        whatever their state."""
+        return sum((s.object_bytes or 0) + (s.meta_bytes or 0) for s in self.segments)
 
     def segment(self, segment_id: str) -> RemoteSegment | None:
         for candidate in self.segments:

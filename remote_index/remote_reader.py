@@ -46,7 +46,7 @@ from broker.protocol.records import BATCH_HEADER_SIZE, parse_batch_header
 
 from .buffer_pool import BufferPool, LargerThanPool, PoolExhausted
 from .chunk_cache import ChunkCache
-from .manifest import PartitionManifest, RemoteSegment
+from .manifest import PartitionManifest, RemoteSegment, read_segment_meta
 from .rate_limit import UNLIMITED, TokenBucket
 from .read_metrics import ReadMetrics
 from .segment_format import (
@@ -251,15 +251,15 @@ class RemoteLogReader:
         return out, position, last
 
     async def _meta(self, segment: RemoteSegment, deadline: float) -> SegmentMeta:
-        meta = self._metas.get(segment.meta_key)
+        meta = self._metas.get(segment.data_key)
         if meta is not None:
-            self._metas.move_to_end(segment.meta_key)
+            self._metas.move_to_end(segment.data_key)
             return meta
-        flight = self._meta_flights.get(segment.meta_key)
+        flight = self._meta_flights.get(segment.data_key)
         if flight is None:
             flight = asyncio.ensure_future(self._load_meta(segment))
-            self._meta_flights[segment.meta_key] = flight
-            flight.add_done_callback(lambda t, key=segment.meta_key: self._meta_flights.pop(key, None))
+            self._meta_flights[segment.data_key] = flight
+            flight.add_done_callback(lambda t, key=segment.data_key: self._meta_flights.pop(key, None))
         loop = asyncio.get_running_loop()
         try:
             return await asyncio.wait_for(asyncio.shield(flight), max(deadline - loop.time(), 0.001))
@@ -267,10 +267,8 @@ class RemoteLogReader:
             raise PoolExhausted("segment meta not loaded in time") from None
 
     async def _load_meta(self, segment: RemoteSegment) -> SegmentMeta:
-        data = await self.store.get(segment.meta_key)
-        meta = await asyncio.to_thread(SegmentMeta.from_bytes, data, key=segment.meta_key,
-                                       expected_crc32c=segment.meta_crc32c)
-        self._metas[segment.meta_key] = meta
+        meta = await read_segment_meta(self.store, segment)
+        self._metas[segment.data_key] = meta
         while len(self._metas) > self.settings.meta_cache_entries:
             self._metas.popitem(last=False)
         return meta

@@ -1,11 +1,14 @@
-"""The remote segment format: a local segment as a chunked data object plus a `.meta` object.
+"""The remote segment format: a local segment as one object, its chunks then its meta.
 
 Data object (`<base_offset:020d>-<segment_id>.log`, see keys.py)::
 
-    [stored chunk 0][stored chunk 1]...[stored chunk n-1]
+    [stored chunk 0][stored chunk 1]...[stored chunk n-1][meta]
 
-No header, no footer, no padding: chunk i occupies object bytes
-[object_offset, object_offset + object_length) as its `ChunkEntry` says. A chunk
+No header, no padding: chunk i occupies object bytes [object_offset,
+object_offset + object_length) as its `ChunkEntry` says, the chunks end at
+`object_bytes`, and the meta (below) fills the rest of the object. The
+manifest records the meta's length and CRC-32C, so a reader fetches it with
+one ranged GET; the meta travels in the same PUT as the data. A chunk
 is a run of *whole* record batches cut from the segment at batch boundaries,
 about `chunk_bytes` long: batches are added while the chunk stays within
 `chunk_bytes`, and a batch larger than `chunk_bytes` is a chunk by itself. One
@@ -21,17 +24,19 @@ Checksums (CRC-32C, Castagnoli):
   codec fault or a chunk decoded with the wrong codec is caught too;
 - `stored_crc32c` of the bytes as stored, checked before decompressing, so a
   damaged object is rejected before a decompressor ever sees it;
-- `data_crc32c` in the meta: the CRC-32C of the whole data object (what a
-  restore or an audit can check without decoding).
+- `data_crc32c` in the meta: the CRC-32C of the stored chunks, object bytes
+  [0, object_bytes) (what a restore or an audit can check without decoding).
 
-Meta object (`<base_offset:020d>-<segment_id>.meta`): one JSON document (see
+Meta: one JSON document (see
 `encode_sealed_json`, which also seals manifests) holding the format version,
 codec, chunk size, the segment's base/last offset, original and stored sizes,
 first/max timestamp, the chunk index as rows under a `chunk_fields` header, and
 the segment's `.index` and `.timeindex` file bytes in base64 (positions in the
 offset index are *original* positions: `chunk_for_position` maps them to a
 chunk). The document carries a CRC-32C of its own canonical body; the manifest
-also records the CRC-32C of the meta object's bytes.
+also records the CRC-32C of the meta's bytes. (Segments uploaded before the
+meta became a trailer keep it in a separate `<base_offset:020d>-<segment_id>.meta`
+object, which their manifest entry names; readers still read those.)
 
 Partial writes: a put or a completed multipart upload appears atomically, so a
 reader sees a whole object or none. An upload that dies leaves either nothing,
@@ -98,7 +103,7 @@ class CorruptChunkError(SegmentFormatError):
 
 
 class CorruptSegmentMetaError(SegmentFormatError):
-    """A `.meta` object that cannot be parsed, fails its CRC-32C or breaks its invariants."""
+    """A segment meta that cannot be parsed, fails its CRC-32C or breaks its invariants."""
 
     def __init__(self, reason: str, key: str | None = None):
         super().__init__(f"corrupt segment meta{f' {key}' if key else ''}: {reason}")
@@ -117,7 +122,7 @@ class SegmentEncodeError(SegmentFormatError):
 
 
 # ---------------------------------------------------------------------------
-# Sealed JSON documents (meta objects here, partition manifests in manifest.py)
+# Sealed JSON documents (segment metas here, partition manifests in manifest.py)
 
 
 def _canonical(body: dict) -> bytes:
@@ -231,7 +236,7 @@ class SegmentMeta:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, key: str | None = None, expected_crc32c: int | None = None) -> SegmentMeta:
-        """Parse a meta object; `expected_crc32c` (from the manifest) checks the raw bytes too."""
+        """Parse a segment meta; `expected_crc32c` (from the manifest) checks the raw bytes too."""
         if expected_crc32c is not None and crc32c(data) != expected_crc32c:
             raise CorruptSegmentMetaError(
                 f"object CRC-32C {crc32c(data):#010x} differs from the manifest's {expected_crc32c:#010x}", key)

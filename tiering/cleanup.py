@@ -44,13 +44,13 @@ async def collect_garbage(store: ObjectStore, manifests: ManifestStore) -> int:
             await manifests.commit(lambda m, sid=sid: m.with_state(sid, State.DELETE_STARTED, _now_ms()),
                                    conflict_retries=CONFLICT_RETRIES)
         if segment.state in (State.COPY_STARTED, State.DELETE_STARTED):
-            await store.delete_many([segment.data_key, segment.meta_key])
+            await store.delete_many(list(segment.object_keys))
             await manifests.commit(lambda m, sid=sid: m.with_state(sid, State.DELETE_FINISHED, _now_ms()),
                                    conflict_retries=CONFLICT_RETRIES)
             removed += 1
             log.info("%s: removed abandoned segment %s (offsets %d-%d)", keys, segment.segment_id,
                      segment.base_offset, segment.last_offset)
-    named = {key for s in manifests.cached.segments if s.state is State.COPY_FINISHED for key in (s.data_key, s.meta_key)}
+    named = {key for s in manifests.cached.segments if s.state is State.COPY_FINISHED for key in s.object_keys}
     orphans = [info.key for info in await store.list(keys.segments_prefix) if info.key not in named]
     if orphans:
         await store.delete_many(orphans)

@@ -172,7 +172,7 @@ class PartitionTier:
         self._publish()
         if self.log.log_start_offset < new_log_start <= self.log.high_watermark:
             self.log.delete_records_before(new_log_start)
-        await self.store.delete_many([k for s in doomed for k in (s.data_key, s.meta_key)])
+        await self.store.delete_many([k for s in doomed for k in s.object_keys])
 
         def finish_delete(m: PartitionManifest) -> PartitionManifest:
             for sid in ids:

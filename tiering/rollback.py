@@ -31,9 +31,9 @@ import time
 from dataclasses import dataclass, field
 
 from broker.log import PartitionLog
-from remote_index.manifest import RemoteSegment
+from remote_index.manifest import RemoteSegment, read_segment_meta
 from remote_index.rate_limit import UNLIMITED, TokenBucket
-from remote_index.segment_format import SegmentMeta, decode_chunk
+from remote_index.segment_format import decode_chunk
 from remote_index.store import ObjectStore
 
 from .partition_tier import PartitionTier
@@ -146,9 +146,7 @@ class TopicRollback:
 
     async def _restore(self, tier: PartitionTier, segment: RemoteSegment) -> None:
         plog: PartitionLog = tier.log
-        data = await retrying(lambda: self.store.get(segment.meta_key), self.backoff)
-        meta = await asyncio.to_thread(SegmentMeta.from_bytes, data, key=segment.meta_key,
-                                       expected_crc32c=segment.meta_crc32c)
+        meta = await retrying(lambda: read_segment_meta(self.store, segment), self.backoff)
         path = plog.restore_path(segment.base_offset)
         fd = await asyncio.to_thread(os.open, path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:

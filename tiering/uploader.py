@@ -4,14 +4,14 @@ The protocol of one attempt, each step committed before the next starts:
 
 1. manifest: a COPY_STARTED entry under a fresh segment id, so a crash from here
    on leaves objects that the manifest names and garbage collection can find;
-2. data object: the segment's chunks (`remote_index.segment_format`), in one PUT
-   when it is small, as a multipart upload of `part_bytes` parts otherwise (parts
-   in flight in parallel, each retried on transient errors);
-3. meta object: chunk index plus the segment's offset and time index data. It
-   goes up alongside a single-PUT data object (both are encoded by then), after
-   the last part of a multipart one; either way before step 4;
-4. manifest: the entry moves to COPY_FINISHED. This is the commit point: only
-   now may local retention delete the local segment.
+2. data object: the segment's chunks (`remote_index.segment_format`) followed
+   by its meta (chunk index plus the segment's offset and time index data) as
+   a trailer, in one PUT when it is small, as a multipart upload of
+   `part_bytes` parts otherwise (parts in flight in parallel, each retried on
+   transient errors);
+3. manifest: the entry moves to COPY_FINISHED, recording where the trailer is.
+   This is the commit point: only now may local retention delete the local
+   segment.
 
 The steps are separate calls (`prepare`, `start`, `send`, `commit_finished`),
 so that a partition's run of uploads (upload_run.py) can start several
@@ -32,9 +32,8 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from crc32c import crc32c
 
 from broker.log import SegmentInfo
 from remote_index.manifest import ManifestStore, RemoteSegment
@@ -131,14 +130,14 @@ class SegmentUploader:
         if not attempt.started:
             raise RuntimeError(f"attempt {entry.segment_id} sends objects before its COPY_STARTED commit")
         try:
-            meta, meta_bytes = await self._upload_objects(attempt, policy)
+            meta, meta_bytes = await self._upload_object(attempt, policy)
         except Exception as exc:
             self.metrics.upload_errors.labels(ctx.topic).inc()
             await self._abandon(manifests, entry, exc)
             raise
         finally:
             attempt.close()
-        return entry.finished(meta, crc32c(meta_bytes), _now_ms())
+        return entry.finished(meta, meta_bytes, _now_ms())
 
     async def commit_finished(self, ctx: UploadContext, manifests: ManifestStore,
                               finished: list[tuple[UploadAttempt, RemoteSegment]]) -> None:
@@ -166,39 +165,40 @@ class SegmentUploader:
 
         await self._retry("manifest", lambda: manifests.commit(change, conflict_retries=CONFLICT_RETRIES))
 
-    async def _upload_objects(self, attempt: UploadAttempt, policy: TierPolicy) -> tuple[SegmentMeta, bytes]:
-        """The data object and the meta object; returns the meta and its bytes.
+    async def _upload_object(self, attempt: UploadAttempt, policy: TierPolicy) -> tuple[SegmentMeta, bytes]:
+        """The data object: the stored chunks, then the meta as its trailer (one
+        object, so one request per segment for a single PUT). Returns the meta and
+        its bytes.
 
         Stored chunks never exceed the original bytes, so the original size picks
-        single PUT or multipart. A single-PUT segment is encoded whole first, so its
-        meta is known before anything is sent: both objects take their bytes from
-        the token bucket in one request and go up together. (A separate, tiny meta
-        request would queue behind other partitions' large ones and idle this
-        partition for a whole round of the limiter, and the meta PUT would add a
-        round trip to every segment.) A multipart segment's meta is known only after
-        its last chunk, so it follows the parts. The file is read whole for a single
-        PUT (the object is that read), in part-sized windows for multipart."""
+        single PUT or multipart. A single-PUT segment is encoded whole first (the
+        file is read whole: with no compression the chunks are that read), then
+        the meta is appended; a multipart segment is read in part-sized windows
+        and its meta, known once the last chunk is cut, ends the last part."""
         segment, entry, index_bytes = attempt.segment, attempt.entry, attempt.index_bytes
         multipart = segment.size_bytes > self.settings.multipart_threshold_bytes
         encoder = SegmentEncoder(attempt.fd, segment.size_bytes, compression=policy.chunk_compression,
                                  chunk_bytes=policy.chunk_bytes, base_offset=segment.base_offset,
                                  window_bytes=self.settings.part_bytes if multipart else segment.size_bytes)
         if multipart:
-            await self._multipart(entry.data_key, encoder)
+            meta_bytes = await self._multipart(entry.data_key, encoder,
+                                               trailer=lambda: encoder.meta(*index_bytes).to_bytes())
+            return encoder.meta(*index_bytes), meta_bytes
+
+        def encode() -> tuple[SegmentMeta, bytes, bytes]:
+            chunks = encoder.encode_all()
             meta = encoder.meta(*index_bytes)
             meta_bytes = meta.to_bytes()
-            await self.bucket.acquire(len(meta_bytes))
-            await self._retry("put", lambda: self.store.put(entry.meta_key, meta_bytes))
-            return meta, meta_bytes
-        data = await asyncio.to_thread(encoder.encode_all)
-        meta = encoder.meta(*index_bytes)
-        meta_bytes = meta.to_bytes()
-        await self.bucket.acquire(len(data) + len(meta_bytes))
-        await _all_or_none(self._retry("put", lambda: self.store.put(entry.data_key, data)),
-                           self._retry("put", lambda: self.store.put(entry.meta_key, meta_bytes)))
+            return meta, meta_bytes, b"".join((chunks, meta_bytes))
+
+        meta, meta_bytes, data = await asyncio.to_thread(encode)
+        await self.bucket.acquire(len(data))
+        await self._retry("put", lambda: self.store.put(entry.data_key, data))
         return meta, meta_bytes
 
-    async def _multipart(self, key: str, encoder: SegmentEncoder) -> None:
+    async def _multipart(self, key: str, encoder: SegmentEncoder, trailer: Callable[[], bytes]) -> bytes:
+        """Upload the encoder's chunks and then `trailer()` as one multipart object;
+        returns the trailer's bytes."""
         upload = await self._retry("create_multipart", lambda: self.store.create_multipart(key))
         part_size = max(self.settings.part_bytes, self.store.min_part_size)
         in_flight: set[asyncio.Task] = set()
@@ -213,10 +213,13 @@ class SegmentUploader:
                 if item is not None:
                     pieces.append(item[0])
                     pending += len(item[0])
-                done = item is None
+                else:
+                    done = True
+                    meta_bytes = trailer()
+                    pieces.append(meta_bytes)
                 # A part is whole chunks, at least part_size bytes (S3 allows parts of
                 # any size above its minimum), so each byte is copied once, here.
-                if pending >= part_size or (done and pieces):
+                if pending >= part_size or done:
                     number += 1
                     data = b"".join(pieces)
                     pieces, pending = [], 0
@@ -236,6 +239,7 @@ class SegmentUploader:
                 await self.store.abort_multipart(upload)
             raise
         await self._abort_strays(upload)
+        return meta_bytes
 
     async def _abort_strays(self, upload) -> None:
         """Abort other multipart uploads of the same key. A CreateMultipartUpload whose
@@ -287,21 +291,8 @@ class SegmentUploader:
             if current is not None and current.state is State.COPY_FINISHED:
                 log.info("attempt %s had committed after all; keeping it", entry.segment_id)
                 return
-            await self.store.delete_many([entry.data_key, entry.meta_key])
+            await self.store.delete_many(list(entry.object_keys))
             await manifests.commit(move_to(State.DELETE_FINISHED), conflict_retries=CONFLICT_RETRIES)
         except Exception as exc:  # the bucket may well be down: garbage collection retries later
             log.info("cleanup of abandoned attempt %s deferred: %s", entry.segment_id, exc)
 
-
-async def _all_or_none(*calls) -> None:
-    """Run `calls` concurrently; if one fails, cancel the others and wait for them
-    before raising, so nothing of a failed attempt is still in flight while it is
-    abandoned (a PUT that lands anyway is an orphan garbage collection deletes)."""
-    tasks = [asyncio.ensure_future(call) for call in calls]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

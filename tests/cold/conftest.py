@@ -304,7 +304,7 @@ class ColdBroker:
         keys = PartitionKeys(topic, topic_id, partition)
         versions = [k for k in self.list_keys(keys.manifest_prefix) if k.endswith(".json")]
         manifest = PartitionManifest.from_bytes(self.get_object(max(versions)))
-        return [(segment, SegmentMeta.from_bytes(self.get_object(segment.meta_key)))
+        return [(segment, SegmentMeta.from_bytes(self.get_object(segment.data_key)[segment.object_bytes:]))
                 for segment in manifest.finished_segments]
 
 

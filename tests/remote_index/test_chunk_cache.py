@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from crc32c import crc32c
 
 from remote_index.buffer_pool import BufferPool, PoolExhausted
 from remote_index.chunk_cache import ChunkCache
@@ -94,7 +93,8 @@ def make_batches(rng: random.Random, first_offset: int, count: int, *, big_every
 
 def build_segment(tmp: Path, store: LocalDirectoryStore, keys: PartitionKeys, batches: list[Batch], *,
                   compression: str = "none", chunk_bytes: int = 2048) -> tuple[RemoteSegment, SegmentMeta]:
-    """Encode `batches` as one remote segment, put its objects, return its COPY_FINISHED entry."""
+    """Encode `batches` as one remote segment (chunks, then the meta trailer), put its
+    data object, return its COPY_FINISHED entry."""
     path = tmp / f"{batches[0].base_offset:020d}.log"
     path.write_bytes(b"".join(b.data for b in batches))
     stored = []
@@ -107,12 +107,8 @@ def build_segment(tmp: Path, store: LocalDirectoryStore, keys: PartitionKeys, ba
         now_ms=0, compression=compression)
     meta_bytes = meta.to_bytes()
 
-    async def put() -> None:
-        await store.put(started.data_key, b"".join(stored))
-        await store.put(started.meta_key, meta_bytes)
-
-    asyncio.run(put())
-    return started.finished(meta, crc32c(meta_bytes), 0), meta
+    asyncio.run(store.put(started.data_key, b"".join(stored) + meta_bytes))
+    return started.finished(meta, meta_bytes, 0), meta
 
 
 def remote_log(tmp: Path, segment_batches: list[list[Batch]], **encode) -> RemoteLog:

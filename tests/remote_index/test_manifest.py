@@ -9,6 +9,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
+from crc32c import crc32c
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,6 +35,7 @@ S = RemoteSegmentState
 TOPIC_ID = uuid.UUID("0f5e9a52-3c1b-4a8e-9f7d-2b6c1d0e4a11")
 KEYS = PartitionKeys("orders", TOPIC_ID, 0)
 NOW = 1_700_000_000_000
+TRAILER = b"sealed meta document" * 20  # stands in for a meta trailer's bytes
 
 
 def run(coro):
@@ -70,7 +72,7 @@ def add(segment: RemoteSegment):
 
 def finish(segment: RemoteSegment):
     return lambda m: m.with_segment(m.segment(segment.segment_id).finished(
-        fake_meta(segment.base_offset, segment.last_offset, segment.size_bytes), 456, NOW + 1))
+        fake_meta(segment.base_offset, segment.last_offset, segment.size_bytes), TRAILER, NOW + 1))
 
 
 def stored_versions(store) -> list[int]:
@@ -105,9 +107,10 @@ def test_commit_and_reload(store):
     manifest = run(go())
     (segment,) = manifest.segments
     assert segment.state is S.COPY_FINISHED and segment.state_changed_ms == NOW + 1
-    assert (segment.object_bytes, segment.meta_crc32c, segment.data_crc32c, segment.chunk_count) == (500, 456, 123, 0)
+    assert (segment.object_bytes, segment.data_crc32c, segment.chunk_count) == (500, 123, 0)
+    assert (segment.meta_bytes, segment.meta_crc32c) == (len(TRAILER), crc32c(TRAILER))
     assert segment.data_key == KEYS.segment_data_key(0, seg.segment_id)
-    assert segment.meta_key == KEYS.segment_meta_key(0, seg.segment_id)
+    assert segment.meta_key is None and segment.object_keys == (segment.data_key,)
 
 
 def test_a_change_that_changes_nothing_writes_nothing(store):
@@ -150,7 +153,7 @@ def test_lifecycle_through_the_manifest(store):
         m = manifests.cached
         assert [s.segment_id for s in m.finished_segments] == [a.segment_id, b.segment_id]
         assert m.copied_end_offset == 200 and m.remote_log_start_offset == 0
-        assert m.remote_size_bytes == 3000 and m.stored_bytes == 1500
+        assert m.remote_size_bytes == 3000 and m.stored_bytes == 1500 + 2 * len(TRAILER)
         assert m.segment_for_offset(150).segment_id == b.segment_id
         assert m.segment_for_offset(250) is None  # c is not readable yet
         # Retention: delete a.
@@ -181,7 +184,7 @@ def test_log_start_inside_a_segment_and_past_all_segments():
     m = PartitionManifest.empty(KEYS)
     seg = started(0, 99)
     m = m.with_segment(seg).with_state(seg.segment_id, S.COPY_FINISHED, NOW, object_bytes=1, data_crc32c=1,
-                                       meta_crc32c=1, chunk_count=1)
+                                       meta_crc32c=1, chunk_count=1, meta_bytes=1)
     assert m.with_log_start_offset(40).remote_log_start_offset == 40
     assert m.with_log_start_offset(40).with_log_start_offset(10).log_start_offset == 40  # never moves down
     assert m.with_log_start_offset(40).segment_for_offset(39) is None
@@ -453,7 +456,7 @@ def test_manifest_round_trip(shapes, log_start, version):
         m = m.with_segment(seg)
         if state is not S.COPY_STARTED:
             m = m.with_state(seg.segment_id, S.COPY_FINISHED, NOW, object_bytes=length, data_crc32c=1,
-                             meta_crc32c=2, chunk_count=3)
+                             meta_crc32c=2, chunk_count=3, meta_bytes=4)
         if state is S.DELETE_STARTED:
             m = m.with_state(seg.segment_id, S.DELETE_STARTED, NOW)
         base += length

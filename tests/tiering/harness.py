@@ -258,7 +258,7 @@ class ManifestView:
         return self.finished[-1]["last_offset"] + 1 if self.finished else None
 
     def named_keys(self, states=("COPY_FINISHED",)) -> set[str]:
-        return {s[k] for s in self.segments if s["state"] in states for k in ("data_key", "meta_key")}
+        return {s["data_key"] for s in self.segments if s["state"] in states}
 
 
 class _Moved(AssertionError):
@@ -316,10 +316,9 @@ def check_manifest_shape(view: ManifestView, prefix: str) -> None:
     finished = view.finished
     for seg in view.segments:
         assert seg["state"] in ("COPY_STARTED", "COPY_FINISHED", "DELETE_STARTED"), seg
-        for k in ("data_key", "meta_key"):
-            assert seg[k].startswith(prefix + "segments/"), seg[k]
+        assert seg["data_key"].startswith(prefix + "segments/"), seg["data_key"]
         assert seg["data_key"].endswith(f"{seg['base_offset']:020d}-{seg['segment_id']}.log")
-        assert seg["meta_key"].endswith(f"{seg['base_offset']:020d}-{seg['segment_id']}.meta")
+        assert seg["meta_key"] is None, "a segment's meta is the trailer of its data object, not an object"
     for a, b in itertools.pairwise(finished):
         assert b["base_offset"] == a["last_offset"] + 1, \
             f"COPY_FINISHED segments not contiguous: {a['base_offset']}..{a['last_offset']} then " \
@@ -338,14 +337,14 @@ class RemoteSegmentData:
 
 def decode_remote_segment(bucket: BucketReader, entry: dict, listing: dict[str, int] | None = None
                           ) -> RemoteSegmentData:
-    """Read one COPY_FINISHED segment chunk by chunk with ranged GETs and check every
-    checksum and size the manifest and the meta promise."""
+    """Read one COPY_FINISHED segment's meta trailer and then its chunks with ranged
+    GETs, and check every checksum and size the manifest and the meta promise."""
     name = f"segment {entry['base_offset']}..{entry['last_offset']} ({entry['segment_id']})"
     if listing is not None:
         assert entry["data_key"] in listing, f"{name}: data object missing"
-        assert entry["meta_key"] in listing, f"{name}: meta object missing"
-        assert listing[entry["data_key"]] == entry["object_bytes"], f"{name}: data object size"
-    meta_bytes = bucket.get(entry["meta_key"])
+        assert listing[entry["data_key"]] == entry["object_bytes"] + entry["meta_bytes"], f"{name}: data object size"
+    meta_bytes = bucket.get(entry["data_key"], entry["object_bytes"], entry["meta_bytes"])
+    assert len(meta_bytes) == entry["meta_bytes"], f"{name}: meta trailer short"
     assert crc32c(meta_bytes) == entry["meta_crc32c"], f"{name}: meta CRC-32C differs from the manifest's"
     meta = unseal(meta_bytes, f"{name} meta")
     assert meta["format_version"] == 1

@@ -149,7 +149,7 @@ def test_a_pass_stopped_between_uploads_leaves_the_started_attempts_to_gc(tmp_pa
     assert [s.state for s in segments] == [State.COPY_FINISHED] * 3
     assert not leftovers & {s.segment_id for s in segments}
     assert tier.manifest.copied_end_offset == plog.segments[3].base_offset
-    assert bucket_segment_keys(store, tier) == {k for s in segments for k in (s.data_key, s.meta_key)}
+    assert bucket_segment_keys(store, tier) == {k for s in segments for k in s.object_keys}
 
 
 def test_a_failed_upload_keeps_what_was_sent_and_gcs_the_rest(tmp_path, plog):
@@ -171,4 +171,4 @@ def test_a_failed_upload_keeps_what_was_sent_and_gcs_the_rest(tmp_path, plog):
     segments = tier.manifest.segments
     assert [s.state for s in segments] == [State.COPY_FINISHED] * 3
     assert third.segment_id not in {s.segment_id for s in segments}
-    assert bucket_segment_keys(store, tier) == {k for s in segments for k in (s.data_key, s.meta_key)}
+    assert bucket_segment_keys(store, tier) == {k for s in segments for k in s.object_keys}
