@@ -261,13 +261,13 @@ def delete_topic(bootstrap: str, name: str) -> None:
 
 
 def produce_bytes(bootstrap: str, topic: str, partitions: int, total_bytes: int,
-                  record_size: int = 100 * 1024) -> float:
+                  record_size: int = 100 * 1024, acks: str = "1") -> float:
     """Produce `total_bytes` of random `record_size` records round-robin over the
-    partitions (acks=1); returns MB/s."""
+    partitions; returns MB/s."""
     from confluent_kafka import Producer
 
     producer = Producer({
-        "bootstrap.servers": bootstrap, "acks": "1", "linger.ms": 5,
+        "bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
         "batch.size": 1_000_000, "queue.buffering.max.kbytes": 1_048_576,
         "queue.buffering.max.messages": 1_000_000, "message.max.bytes": 16_000_000,
         "enable.idempotence": False,

@@ -10,40 +10,20 @@ the raw baseline.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
-from _support import print_table, raw_tcp_mb_per_s, start_broker, warm_memory
-from confluent_kafka import Consumer, Producer, TopicPartition
+from _support import (
+    print_table,
+    produce_bytes,
+    raw_tcp_mb_per_s,
+    start_broker,
+    warm_memory,
+)
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 PARTITIONS = 4
 TARGET = 0.5
-
-
-def produce(bootstrap: str, topic: str, record_size: int, count: int, acks: str) -> float:
-    producer = Producer({
-        "bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
-        "batch.size": 1_000_000, "queue.buffering.max.kbytes": 1_048_576,
-        "queue.buffering.max.messages": 1_000_000, "message.max.bytes": 16_000_000,
-        "enable.idempotence": False,
-    })
-    value = os.urandom(record_size)
-    started = time.perf_counter()
-    for i in range(count):
-        while True:
-            try:
-                producer.produce(topic, value, partition=i % PARTITIONS)
-                break
-            except BufferError:
-                producer.poll(0.01)
-        if i % 1000 == 0:
-            producer.poll(0)
-    remaining = producer.flush(120)
-    elapsed = time.perf_counter() - started
-    if remaining:
-        raise RuntimeError(f"{remaining} records were not delivered")
-    return record_size * count / elapsed / 1e6
 
 
 def consume(bootstrap: str, topic: str, record_size: int, count: int) -> float:
@@ -83,7 +63,7 @@ def main() -> None:
                 topic = f"bench-{record_size}-{acks}"
                 admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result()
                 count = total // record_size
-                p = produce(broker.bootstrap, topic, record_size, count, acks)
+                p = produce_bytes(broker.bootstrap, topic, PARTITIONS, record_size * count, record_size, acks=acks)
                 c = consume(broker.bootstrap, topic, record_size, count)
                 rows.append([f"{record_size // 1024} KiB", acks, f"{p:.0f}", f"{100 * p / raw:.0f}%",
                              f"{c:.0f}", f"{100 * c / raw:.0f}%"])
