@@ -181,9 +181,7 @@ class SegmentUploader:
                                  chunk_bytes=policy.chunk_bytes, base_offset=segment.base_offset,
                                  window_bytes=self.settings.part_bytes if multipart else segment.size_bytes)
         if multipart:
-            meta_bytes = await self._multipart(entry.data_key, encoder,
-                                               trailer=lambda: encoder.meta(*index_bytes).to_bytes())
-            return encoder.meta(*index_bytes), meta_bytes
+            return await self._multipart(entry.data_key, encoder, finish=lambda: encoder.meta(*index_bytes))
 
         def encode() -> tuple[SegmentMeta, bytes, bytes]:
             chunks = encoder.encode_all()
@@ -196,9 +194,10 @@ class SegmentUploader:
         await self._retry("put", lambda: self.store.put(entry.data_key, data))
         return meta, meta_bytes
 
-    async def _multipart(self, key: str, encoder: SegmentEncoder, trailer: Callable[[], bytes]) -> bytes:
-        """Upload the encoder's chunks and then `trailer()` as one multipart object;
-        returns the trailer's bytes."""
+    async def _multipart(self, key: str, encoder: SegmentEncoder,
+                         finish: Callable[[], SegmentMeta]) -> tuple[SegmentMeta, bytes]:
+        """Upload the encoder's chunks and then the meta `finish()` gives once they are
+        all cut, as one multipart object; returns the meta and its bytes."""
         upload = await self._retry("create_multipart", lambda: self.store.create_multipart(key))
         part_size = max(self.settings.part_bytes, self.store.min_part_size)
         in_flight: set[asyncio.Task] = set()
@@ -215,7 +214,8 @@ class SegmentUploader:
                     pending += len(item[0])
                 else:
                     done = True
-                    meta_bytes = trailer()
+                    meta = finish()
+                    meta_bytes = meta.to_bytes()
                     pieces.append(meta_bytes)
                 # A part is whole chunks, at least part_size bytes (S3 allows parts of
                 # any size above its minimum), so each byte is copied once, here.
@@ -239,7 +239,7 @@ class SegmentUploader:
                 await self.store.abort_multipart(upload)
             raise
         await self._abort_strays(upload)
-        return meta_bytes
+        return meta, meta_bytes
 
     async def _abort_strays(self, upload) -> None:
         """Abort other multipart uploads of the same key. A CreateMultipartUpload whose
