@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -111,6 +112,7 @@ class Server:
                 lambda: self._new_connection(dispatcher, max_request), host or None, port,
                 reuse_address=True)
             self._servers.append(server)
+            apply_socket_buffers(server, cfg.get("socket.send.buffer.bytes"), cfg.get("socket.receive.buffer.bytes"))
             actual_port = server.sockets[0].getsockname()[1]
             bound.append(Endpoint(name, host or "0.0.0.0", actual_port))
             log.info("listening on %s://%s:%d", name, host or "0.0.0.0", actual_port)
@@ -235,6 +237,18 @@ class Server:
 
 class _Stopped(Exception):
     pass
+
+
+def apply_socket_buffers(server: asyncio.Server, send_bytes: int, receive_bytes: int) -> None:
+    """Set SO_SNDBUF / SO_RCVBUF on the listening sockets; Linux copies both onto
+    every accepted connection, and the receive size set before the handshake is
+    what the TCP window scale is negotiated from. -1 leaves the kernel's
+    auto-tuned default (which an explicit size switches off)."""
+    for sock in server.sockets:
+        if send_bytes >= 0:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_bytes)
+        if receive_bytes >= 0:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_bytes)
 
 
 def install_signal_handlers(server: Server) -> None:

@@ -58,10 +58,12 @@ BROKER_KEYS: Mapping[str, ConfigDef] = key_table(
          validator=listener_list),
     _key("advertised.listeners", LIST, None, "The addresses given to clients in Metadata, one per "
          "listener name. Unset: the same as `listeners`.", validator=advertised_listener_list),
-    _key("socket.send.buffer.bytes", I, 102400, "SO_SNDBUF for client sockets; -1 keeps the OS "
-         "default.", validator=AtLeast(-1)),
-    _key("socket.receive.buffer.bytes", I, 102400, "SO_RCVBUF for client sockets; -1 keeps the OS "
-         "default.", validator=AtLeast(-1)),
+    # Kafka defaults both to 102400; a fixed size switches off the kernel's buffer
+    # auto-tuning, which measured 1.5-4x slower produce and consume on loopback.
+    _key("socket.send.buffer.bytes", I, -1, "SO_SNDBUF for client sockets; -1 (the default, "
+         "unlike Kafka's 102400) keeps the kernel's auto-tuning.", validator=AtLeast(-1)),
+    _key("socket.receive.buffer.bytes", I, -1, "SO_RCVBUF for client sockets; -1 (the default, "
+         "unlike Kafka's 102400) keeps the kernel's auto-tuning.", validator=AtLeast(-1)),
     _key("socket.request.max.bytes", I, 104857600, "The largest request frame the broker reads; a "
          "bigger one closes the connection.", validator=AtLeast(1)),
     _key("num.network.threads", I, 3, "Accepted for Kafka compatibility; tierbroker serves "
