@@ -29,9 +29,11 @@ def warm_memory(directory: Path, nbytes: int) -> None:
     """Write and delete `nbytes` of file data in `directory`.
 
     On virtual machines the first touch of guest memory is slow (here ~250 MB/s,
-    against ~3.5 GB/s once touched): a broker that has run for a while writes
-    into recycled page-cache pages, so the benchmark warms up the same way
-    before measuring anything, baseline included.
+    against ~3.5 GB/s once touched), and a guest with free page reporting
+    (virtio-balloon) hands freed memory back to the host within 1-2 s, after
+    which it is slow again. A broker that has run for a while writes into
+    recycled page-cache pages, so a benchmark warms up the same way right
+    before each phase that writes new data.
     """
     path = directory / "warm-up.tmp"
     chunk = b"w" * CHUNK
@@ -263,12 +265,17 @@ def delete_topic(bootstrap: str, name: str) -> None:
 def produce_bytes(bootstrap: str, topic: str, partitions: int, total_bytes: int,
                   record_size: int = 100 * 1024, acks: str = "1") -> float:
     """Produce `total_bytes` of random `record_size` records round-robin over the
-    partitions; returns MB/s."""
+    partitions; returns MB/s.
+
+    The producer's queue is bounded at 64 MiB, so it recycles its buffers as a
+    long-running producer does; with librdkafka's 1 GiB default it would buffer
+    the whole run in fresh memory, and time page faults instead of the broker.
+    """
     from confluent_kafka import Producer
 
     producer = Producer({
         "bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
-        "batch.size": 1_000_000, "queue.buffering.max.kbytes": 1_048_576,
+        "batch.size": 1_000_000, "queue.buffering.max.kbytes": 65_536,
         "queue.buffering.max.messages": 1_000_000, "message.max.bytes": 16_000_000,
         "enable.idempotence": False,
     })
