@@ -96,10 +96,13 @@ class MotoProcess:
     shares a GIL with the broker or the benchmark driver. Objects above ~5 MiB are
     spooled to temporary files, so a run's data lives in this process's page cache."""
 
-    def __init__(self) -> None:
+    def __init__(self, first_byte_ms: float = 0) -> None:
+        """`first_byte_ms` > 0: every request waits that long before its answer
+        starts, as from a real bucket (see `_moto_latency.py`)."""
         from tests.support.broker import free_port
 
         self.port = free_port()
+        self.first_byte_ms = first_byte_ms
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -107,8 +110,10 @@ class MotoProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> MotoProcess:
+        server = (["-m", "moto.server"] if not self.first_byte_ms else
+                  [str(Path(__file__).with_name("_moto_latency.py")), "--first-byte-ms", str(self.first_byte_ms)])
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, *server, "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

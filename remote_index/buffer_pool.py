@@ -3,12 +3,20 @@
 Every byte a cold read holds (a chunk as downloaded, and its decompressed form)
 is *reserved* from the pool before the GET starts (reserve before you download,
 after Redpanda's cloud_storage). A reservation is a `Lease` of whole slabs,
-backed by one contiguous `bytearray` of exactly that many slabs. Released
-buffers are kept idle, by size, and handed to the next lease of the same size
-(chunks of one topic all need the same size, so a steady reader allocates
-nothing); a lease that finds no idle buffer of its size first drops as many
-idle slabs as its new buffer displaces. So the bytes held by leases plus the
-idle buffers kept for reuse never exceed `cap_bytes`, whatever the load.
+backed by one contiguous anonymous mapping of whole slabs. Released buffers are kept
+idle, by size, and handed to the next lease that fits in one: the same size if
+there is one, else the smallest one up to twice the size, which the lease then
+holds (and is counted for) whole, as long as that leaves room for the rest of
+its reservation. Only a lease that finds no such buffer allocates, first
+dropping as many idle slabs as its new buffer displaces. So the bytes held by
+leases plus the idle buffers kept for reuse never exceed `cap_bytes`, whatever
+the load, and a steady reader allocates nothing: a segment's chunks are one size
+except its last, smaller one, which borrows a chunk-sized buffer instead of
+displacing one. (Fresh memory is the expensive kind: the kernel zeroes every
+page on first touch, and a VM whose freed pages go back to the host pays for
+each again.) The factor of two bounds what borrowing wastes: a topic with much
+smaller chunks than the one read before displaces the big idle buffers rather
+than tie up the pool with them.
 
 When the pool is full, `reserve` first asks the `reclaim` callback (the chunk
 cache evicting least-recently-used, unpinned chunks) and then waits, at most
@@ -22,9 +30,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import mmap
 from typing import Callable, Sequence
 
 DEFAULT_SLAB_BYTES = 1 << 20
+
+
+def _fresh_buffer(nbytes: int) -> mmap.mmap:
+    """Zeroed memory, faulted in page by page as it is first written (by the GET
+    that fills it) rather than all at once: a `bytearray` of a chunk's size is
+    zeroed on creation, and on a VM that hands freed pages back to its host that
+    stalls the event loop for ~15 ms per 4 MiB."""
+    return mmap.mmap(-1, nbytes)
 
 
 class PoolExhausted(Exception):
@@ -36,15 +53,16 @@ class LargerThanPool(PoolExhausted):
 
 
 class Lease:
-    """Slabs reserved from the pool; `buffer` is at least `nbytes` long. Release once."""
+    """Slabs reserved from the pool; `buffer` is at least `nbytes` long (None once
+    released: it is the pool's again). Release once."""
 
     __slots__ = ("pool", "slabs", "nbytes", "buffer", "_released")
 
-    def __init__(self, pool: "BufferPool", slabs: int, nbytes: int, buffer: bytearray):
+    def __init__(self, pool: "BufferPool", slabs: int, nbytes: int, buffer: mmap.mmap):
         self.pool = pool
         self.slabs = slabs
         self.nbytes = nbytes
-        self.buffer = buffer
+        self.buffer: mmap.mmap | None = buffer
         self._released = False
 
     @property
@@ -69,7 +87,7 @@ class BufferPool:
         self.capacity_slabs = cap_bytes // slab_bytes
         self.used_slabs = 0
         self.idle_slabs = 0
-        self._idle: dict[int, list[bytearray]] = {}  # slabs -> released buffers of that many slabs
+        self._idle: dict[int, list[mmap.mmap]] = {}  # slabs -> released buffers of that many slabs
         self._queue: collections.deque[object] = collections.deque()  # tickets of waiting reservations
         self._wakeups: list[asyncio.Future] = []  # one per waiter; resolved on any change
         self.reclaim: Callable[[int], int] | None = None  # slabs wanted -> slabs freed
@@ -97,7 +115,7 @@ class BufferPool:
         slabs = self._slabs_needed(sizes)
         if self._queue or not self._fits(slabs):
             return None
-        return [self._lease(self.slabs_for(n), n) for n in sizes]
+        return self._leases(sizes, slabs)
 
     async def reserve(self, nbytes: int, deadline: float) -> Lease:
         """A lease of `nbytes`, waiting until loop time `deadline` at most."""
@@ -122,7 +140,7 @@ class BufferPool:
         try:
             while True:
                 if self._queue[0] is ticket and self._fits(slabs):
-                    return [self._lease(self.slabs_for(n), n) for n in sizes]
+                    return self._leases(sizes, slabs)
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     self.exhausted += 1
@@ -155,22 +173,47 @@ class BufferPool:
             free += self.reclaim(slabs - free)
         return self.capacity_slabs - self.used_slabs >= slabs
 
-    def idle_buffers(self) -> list[bytearray]:
+    def idle_buffers(self) -> list[mmap.mmap]:
         """The released buffers kept for reuse (memory the pool still holds)."""
         return [buffer for buffers in self._idle.values() for buffer in buffers]
 
-    def _lease(self, slabs: int, nbytes: int) -> Lease:
-        self.used_slabs += slabs
-        idle = self._idle.get(slabs)
-        if idle:
-            buffer = idle.pop()
-            self.idle_slabs -= slabs
+    def _leases(self, sizes: Sequence[int], slabs_needed: int) -> list[Lease]:
+        """One lease per size; the caller checked that `slabs_needed` slabs fit. A lease
+        holding a larger idle buffer than it needs takes only room none of the others needs."""
+        spare = self.capacity_slabs - self.used_slabs - slabs_needed
+        leases: list[Lease | None] = [None] * len(sizes)
+        # Largest first: an idle buffer goes to the lease of its own size before a
+        # smaller one borrows it.
+        for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+            slabs = self.slabs_for(sizes[i])
+            leases[i] = self._lease(slabs, sizes[i], min(2 * slabs, slabs + spare))
+            spare -= leases[i].slabs - slabs
+        return leases
+
+    def _lease(self, slabs: int, nbytes: int, max_slabs: int) -> Lease:
+        buffer = self._take_idle(slabs, max_slabs)
+        if buffer is not None:
+            slabs = len(buffer) // self.slab_bytes
+            self.used_slabs += slabs
         else:
+            self.used_slabs += slabs
             # Idle buffers are memory too: drop those the new buffer displaces, so
             # leased + idle never exceeds the cap.
             self._drop_idle(self.used_slabs + self.idle_slabs - self.capacity_slabs)
-            buffer = bytearray(slabs * self.slab_bytes)
+            buffer = _fresh_buffer(slabs * self.slab_bytes)
         return Lease(self, slabs, nbytes, buffer)
+
+    def _take_idle(self, slabs: int, max_slabs: int) -> mmap.mmap | None:
+        """The smallest idle buffer of `slabs` to `max_slabs` slabs, out of the idle set."""
+        size = min((size for size in self._idle if slabs <= size <= max_slabs), default=None)
+        if size is None:
+            return None
+        buffers = self._idle[size]
+        buffer = buffers.pop()
+        if not buffers:
+            del self._idle[size]
+        self.idle_slabs -= size
+        return buffer
 
     def _drop_idle(self, slabs: int) -> None:
         """Let go of idle buffers holding at least `slabs` slabs (none when <= 0)."""
@@ -189,7 +232,7 @@ class BufferPool:
         self.used_slabs -= lease.slabs
         self.idle_slabs += lease.slabs
         self._idle.setdefault(lease.slabs, []).append(lease.buffer)
-        lease.buffer = bytearray()
+        lease.buffer = None
         self._wake_all()
 
     def wake_waiters(self) -> None:

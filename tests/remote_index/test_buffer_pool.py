@@ -35,7 +35,11 @@ class Ledger:
         self.peak_bytes = 0
 
     def took(self, lease: Lease) -> None:
-        self.live.add(lease)
+        self.took_all((lease,))
+
+    def took_all(self, leases) -> None:
+        """Leases granted together (checked once all are recorded)."""
+        self.live.update(leases)
         self.check()
 
     def gave_back(self, lease: Lease) -> None:
@@ -90,8 +94,8 @@ def test_a_released_slab_is_reused():
 
 def test_a_released_chunk_sized_buffer_is_reused_by_the_next_lease_of_its_size():
     """A steady cold reader leases the same multi-slab size again and again: it gets
-    the buffer back rather than a fresh allocation; another size does not take it,
-    and a lease that needs its room drops it (idle + leases <= cap throughout)."""
+    the buffer back rather than a fresh allocation; a lease that needs its room
+    drops it (idle + leases <= cap throughout)."""
 
     async def body():
         pool = BufferPool(8 * SLAB, SLAB)
@@ -101,10 +105,6 @@ def test_a_released_chunk_sized_buffer_is_reused_by_the_next_lease_of_its_size()
         buffer = first.buffer
         ledger.gave_back(first)
         assert pool.idle_slabs == 3
-        other = pool.try_reserve(2 * SLAB)
-        ledger.took(other)
-        assert other.buffer is not buffer and pool.idle_slabs == 3
-        ledger.gave_back(other)
         again = pool.try_reserve(2 * SLAB + 1)  # three slabs again
         ledger.took(again)
         assert again.buffer is buffer and len(again.view) == 2 * SLAB + 1
@@ -112,6 +112,55 @@ def test_a_released_chunk_sized_buffer_is_reused_by_the_next_lease_of_its_size()
         whole = pool.try_reserve(8 * SLAB)  # needs every slab: the idle buffers go
         ledger.took(whole)
         assert pool.idle_slabs == 0 and whole.buffer is not buffer
+    run(body())
+
+
+def test_a_smaller_lease_borrows_an_idle_buffer_up_to_twice_its_size_and_holds_it_whole():
+    """A segment's last chunk is smaller than the others: it borrows a chunk-sized
+    idle buffer (and is counted for all of it) instead of displacing it for a
+    fresh allocation. A buffer more than twice the size is not borrowed."""
+
+    async def body():
+        pool = BufferPool(8 * SLAB, SLAB)
+        ledger = Ledger(pool)
+        chunk = pool.try_reserve(4 * SLAB)
+        ledger.took(chunk)
+        buffer = chunk.buffer
+        ledger.gave_back(chunk)
+        tail = pool.try_reserve(2 * SLAB)
+        ledger.took(tail)
+        assert tail.buffer is buffer and tail.slabs == 4 and pool.used_slabs == 4
+        assert len(tail.view) == 2 * SLAB
+        ledger.gave_back(tail)
+        tiny = pool.try_reserve(SLAB)  # a quarter of the idle buffer: not borrowed
+        ledger.took(tiny)
+        assert tiny.buffer is not buffer and tiny.slabs == 1 and pool.idle_slabs == 4
+        ledger.gave_back(tiny)
+    run(body())
+
+
+def test_borrowing_leaves_room_for_the_rest_of_the_reservation():
+    """A chunk's stored and decoded buffers are reserved together: the larger need
+    takes the idle buffer of its size, and a borrow never takes room the other needs."""
+
+    async def body():
+        pool = BufferPool(4 * SLAB, SLAB)
+        ledger = Ledger(pool)
+        held = pool.try_reserve(2 * SLAB)
+        ledger.took(held)
+        buffer = held.buffer
+        ledger.gave_back(held)
+        stored, decoded = pool.try_reserve_all((SLAB, 2 * SLAB))
+        ledger.took_all((stored, decoded))
+        assert decoded.buffer is buffer and (stored.slabs, decoded.slabs) == (1, 2)
+        ledger.gave_back(stored)
+        ledger.gave_back(decoded)
+        # Idle: one 2-slab and one 1-slab buffer. Three 1-slab leases and one more:
+        # the first may borrow the 2-slab buffer only while that leaves room for the rest.
+        parts = pool.try_reserve_all((SLAB, SLAB, SLAB, SLAB))
+        assert parts is not None and [p.slabs for p in parts] == [1, 1, 1, 1]
+        ledger.took_all(parts)
+        assert pool.used_slabs == 4
     run(body())
 
 
