@@ -452,6 +452,10 @@ def assert_nothing_lost(acked: dict[int, bytes], bucket: BucketReader, prefix: s
             missing.append(offset)
         elif any(copy != value for copy in copies):
             wrong.append(offset)
-    assert not missing, f"{len(missing)} acknowledged records lost, e.g. offsets {missing[:10]}"
+    if missing:
+        tiers = (f"manifest log start {view.log_start_offset if view else None}, remote segments "
+                 f"{[(s['base_offset'], s['last_offset'], s['state']) for s in view.segments] if view else []}, "
+                 f"local records {min(local, default=None)}..{max(local, default=None)}")
+        raise AssertionError(f"{len(missing)} acknowledged records lost, e.g. offsets {missing[:10]} ({tiers})")
     assert not wrong, f"{len(wrong)} acknowledged records changed, e.g. offsets {wrong[:10]}"
     return {"local": sum(o in local for o in acked), "remote": sum(o in remote for o in acked)}

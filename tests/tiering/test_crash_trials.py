@@ -51,6 +51,7 @@ MULTIPART_THRESHOLD = 16_000  # segments roll at ~14-20 KB: both single PUT and 
 COPY_BYTES_PER_S = 150_000
 RETENTION_BYTES = 140_000
 LOCAL_RETENTION_BYTES = 30_000
+SETTLED_FOR_S = 2.0  # ten tiering passes (remote.log.manager.task.interval.ms=200)
 TOPICS = {
     "keep": {"retention.ms": "-1"},  # nothing may ever be missing
     "trim": {"retention.bytes": str(RETENTION_BYTES)},  # total retention deletes in the bucket
@@ -169,6 +170,13 @@ def _pending_multipart(s3_bucket) -> list:
 
 
 def _wait_settled(client, reader, s3_bucket, topic, prefix, directory) -> None:
+    """Until uploads have caught up, nothing is left over, and the tiers have stopped
+    changing for SETTLED_FOR_S: a pass commits its uploads before it applies
+    retention, so the moment the last upload lands, a retention delete may still be
+    due (and the final checks would read the log start before it and the manifest
+    after it)."""
+    seen = {"state": None, "since": 0.0}
+
     def problems() -> list[str]:
         found = []
         active = max(local_segment_files(directory))
@@ -176,6 +184,15 @@ def _wait_settled(client, reader, s3_bucket, topic, prefix, directory) -> None:
         if offsets[LATEST_TIERED] != active - 1:
             found.append(f"uploaded through {offsets[LATEST_TIERED]}, active segment at {active}")
         view = read_manifest(reader, prefix)
+        if offsets[EARLIEST] != view.log_start_offset:
+            found.append(f"ListOffsets earliest {offsets[EARLIEST]}, manifest log start {view.log_start_offset}")
+        state = (offsets[EARLIEST], offsets[EARLIEST_LOCAL], offsets[LATEST_TIERED],
+                 tuple((s["base_offset"], s["state"]) for s in view.segments))
+        now = time.monotonic()
+        if state != seen["state"]:
+            seen.update(state=state, since=now)
+        if now - seen["since"] < SETTLED_FOR_S:
+            found.append(f"tiers changed {now - seen['since']:.1f} s ago")
         unfinished = [(s["base_offset"], s["state"]) for s in view.segments if s["state"] != "COPY_FINISHED"]
         if unfinished:
             found.append(f"unfinished entries {unfinished}")
