@@ -192,15 +192,13 @@ class BufferPool:
 
     def _lease(self, slabs: int, nbytes: int, max_slabs: int) -> Lease:
         buffer = self._take_idle(slabs, max_slabs)
-        if buffer is not None:
-            slabs = len(buffer) // self.slab_bytes
-            self.used_slabs += slabs
-        else:
-            self.used_slabs += slabs
+        if buffer is None:
             # Idle buffers are memory too: drop those the new buffer displaces, so
             # leased + idle never exceeds the cap.
-            self._drop_idle(self.used_slabs + self.idle_slabs - self.capacity_slabs)
+            self._drop_idle(self.used_slabs + slabs + self.idle_slabs - self.capacity_slabs)
             buffer = _fresh_buffer(slabs * self.slab_bytes)
+        slabs = len(buffer) // self.slab_bytes
+        self.used_slabs += slabs
         return Lease(self, slabs, nbytes, buffer)
 
     def _take_idle(self, slabs: int, max_slabs: int) -> mmap.mmap | None:

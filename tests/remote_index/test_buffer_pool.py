@@ -42,6 +42,14 @@ class Ledger:
         self.live.update(leases)
         self.check()
 
+    def left_idle(self, nbytes: int):
+        """Lease `nbytes` and give the lease back: returns the buffer now idle in the pool."""
+        lease = self.pool.try_reserve(nbytes)
+        self.took(lease)
+        buffer = lease.buffer
+        self.gave_back(lease)
+        return buffer
+
     def gave_back(self, lease: Lease) -> None:
         self.live.discard(lease)
         lease.release()
@@ -100,10 +108,7 @@ def test_a_released_chunk_sized_buffer_is_reused_by_the_next_lease_of_its_size()
     async def body():
         pool = BufferPool(8 * SLAB, SLAB)
         ledger = Ledger(pool)
-        first = pool.try_reserve(3 * SLAB - 5)
-        ledger.took(first)
-        buffer = first.buffer
-        ledger.gave_back(first)
+        buffer = ledger.left_idle(3 * SLAB - 5)
         assert pool.idle_slabs == 3
         again = pool.try_reserve(2 * SLAB + 1)  # three slabs again
         ledger.took(again)
@@ -123,10 +128,7 @@ def test_a_smaller_lease_borrows_an_idle_buffer_up_to_twice_its_size_and_holds_i
     async def body():
         pool = BufferPool(8 * SLAB, SLAB)
         ledger = Ledger(pool)
-        chunk = pool.try_reserve(4 * SLAB)
-        ledger.took(chunk)
-        buffer = chunk.buffer
-        ledger.gave_back(chunk)
+        buffer = ledger.left_idle(4 * SLAB)
         tail = pool.try_reserve(2 * SLAB)
         ledger.took(tail)
         assert tail.buffer is buffer and tail.slabs == 4 and pool.used_slabs == 4
@@ -146,17 +148,14 @@ def test_borrowing_leaves_room_for_the_rest_of_the_reservation():
     async def body():
         pool = BufferPool(4 * SLAB, SLAB)
         ledger = Ledger(pool)
-        held = pool.try_reserve(2 * SLAB)
-        ledger.took(held)
-        buffer = held.buffer
-        ledger.gave_back(held)
+        buffer = ledger.left_idle(2 * SLAB)
         stored, decoded = pool.try_reserve_all((SLAB, 2 * SLAB))
         ledger.took_all((stored, decoded))
         assert decoded.buffer is buffer and (stored.slabs, decoded.slabs) == (1, 2)
         ledger.gave_back(stored)
         ledger.gave_back(decoded)
-        # Idle: one 2-slab and one 1-slab buffer. Three 1-slab leases and one more:
-        # the first may borrow the 2-slab buffer only while that leaves room for the rest.
+        # Idle: one 2-slab and one 1-slab buffer. Four 1-slab leases fill the pool: no
+        # room is spare, so none may borrow the 2-slab buffer (it is dropped instead).
         parts = pool.try_reserve_all((SLAB, SLAB, SLAB, SLAB))
         assert parts is not None and [p.slabs for p in parts] == [1, 1, 1, 1]
         ledger.took_all(parts)
