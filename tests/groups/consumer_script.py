@@ -23,11 +23,12 @@ def report(values: list[bytes]) -> None:
 
 
 def run_kafka_python(bootstrap: str, topic: str, group: str, session_ms: int) -> None:
-    from kafka import KafkaConsumer
     from kafka.errors import CommitFailedError, KafkaError
 
-    consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+    from tests.groups.kafka_python_member import kafka_python_member
+
+    consumer = kafka_python_member(
+        bootstrap, topic, group_id=group, auto_offset_reset="earliest",
         enable_auto_commit=False, session_timeout_ms=session_ms, heartbeat_interval_ms=session_ms // 6,
         max_poll_interval_ms=30_000, client_id="e2e-kafka-python")
     while True:

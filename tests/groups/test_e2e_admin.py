@@ -7,13 +7,14 @@ import subprocess
 import sys
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.structs import OffsetAndMetadata
 
 from tests.support.broker import REPO, BrokerProcess
 
 from .e2e_support import create_topic, produce, wait_until
+from .kafka_python_member import kafka_python_member
 
 TOPIC = GROUP = "admin-view"
 PARTITIONS = 6
@@ -34,8 +35,8 @@ def live_group(tmp_path_factory):
     bootstrap = broker.bootstrap
     create_topic(bootstrap, TOPIC, PARTITIONS)
     produce(bootstrap, TOPIC, [f"v{i}" for i in range(PARTITIONS * PER_PARTITION)], PARTITIONS)
-    consumer = KafkaConsumer(TOPIC, bootstrap_servers=bootstrap, group_id=GROUP, client_id="admin-member",
-                             enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=500)
+    consumer = kafka_python_member(bootstrap, TOPIC, group_id=GROUP, client_id="admin-member",
+                                   enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=500)
     try:
         wait_until(lambda: consumer.poll(timeout_ms=100) is not None and len(consumer.assignment()) == PARTITIONS,
                    "the member to own every partition", interval=0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from broker.protocol import errors
@@ -10,14 +10,14 @@ from tests.support.broker import BrokerProcess
 from tests.support.raw_client import RawClient
 
 from .e2e_support import create_topic, produce, wait_until
+from .kafka_python_member import kafka_python_member
 
 OVERRIDES = {"group.initial.rebalance.delay.ms": "0", "group.min.session.timeout.ms": "1000"}
 
 
 def _consume(bootstrap: str, topic: str, group: str, count: int) -> list[str]:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group,
-                             auto_offset_reset="earliest", enable_auto_commit=False,
-                             session_timeout_ms=6000, heartbeat_interval_ms=1000)
+    consumer = kafka_python_member(bootstrap, topic, group_id=group, auto_offset_reset="earliest",
+                                   enable_auto_commit=False, session_timeout_ms=6000, heartbeat_interval_ms=1000)
     values: list[str] = []
     try:
         def got_all():
