@@ -49,14 +49,17 @@ garbage collection deletes them by key (`keys.parse_segment_key`).
 Encoding reads the local file with pread and compresses: blocking CPU and disk
 work that callers run in a worker thread, one chunk per step. The file is read
 in windows of `window_bytes`, and a chunk stored as is is a slice of its window,
-not a copy: with no codec (or none that helps) and a window holding the whole
-segment, the data object *is* the one read of the file (`encode_all`).
+not a copy. `encode_all` builds the whole data object in an in-memory stream
+that owns its buffer: with no codec and the segment encoded whole, the file is
+read straight into that buffer, so the object is the one read of the file and
+the stream can be handed to a store (and its HTTP client) without another copy.
 """
 
 from __future__ import annotations
 
 import base64
 import bisect
+import io
 import json
 import os
 import threading
@@ -428,6 +431,27 @@ def read_segment_indexes(log_file: str | os.PathLike) -> tuple[bytes, bytes]:
     return out[0], out[1]
 
 
+def meta_size_hint(size_bytes: int, chunk_bytes: int, offset_index: bytes, time_index: bytes) -> int:
+    """Room to leave behind a segment's data object for its meta trailer: both
+    indexes in base64 and a JSON row per chunk, generously (chunks end at batch
+    boundaries, so there may be more than size / chunk_bytes). A hint only: a
+    bigger meta still fits, at the cost of moving the buffer once."""
+    chunks = 2 * (size_bytes // chunk_bytes + 1)
+    return 4 * (len(offset_index) + len(time_index)) // 3 + 512 * chunks + 4096
+
+
+def _stream_with_room(length: int, room: int) -> io.BytesIO:
+    """A stream of `length` zero bytes, positioned at 0, whose buffer holds
+    `length + room`: shortening a BytesIO keeps its buffer unless it shrinks
+    below half, so the room survives the truncate."""
+    stream = io.BytesIO()
+    stream.seek(length + room - 1)
+    stream.write(b"\0")
+    stream.truncate(length)
+    stream.seek(0)
+    return stream
+
+
 class SegmentEncoder:
     """Cuts the first `size` bytes of a local segment into stored chunks, one per step.
 
@@ -508,20 +532,45 @@ class SegmentEncoder:
     def done(self) -> bool:
         return self._position >= self.size
 
-    def encode_all(self) -> bytes:
-        """Every remaining chunk, as the bytes of the data object from here on.
+    def encode_all(self, trailer_room: int = 0) -> io.BytesIO:
+        """Every remaining chunk, as the data object's bytes from here on, in a new
+        stream positioned at its end, whose buffer has `trailer_room` bytes to
+        spare behind them: the caller appends the meta trailer there without the
+        buffer moving (see `meta_size_hint`).
 
-        When the encoding started here at the segment's first byte, no chunk was
-        compressed and one window held the whole segment, the object is exactly
-        that read of the file and is returned as is: no copy."""
-        whole_from_start = self._position == 0
-        pieces = []
-        while (item := self.next_chunk()) is not None:
-            pieces.append(item[0])
-        if (whole_from_start and self._object_bytes == self.size
-                and self._window_start == 0 and len(self._window) == self.size):
-            return self._window
-        return b"".join(pieces)
+        The stream owns its buffer, so a store can take views of it instead of
+        copying it. With no compression, encoding from the segment's first byte in
+        one window, the file is read straight into that buffer and the chunks are
+        cut and checked in place: the object is the one read of the file.
+        Otherwise the stored chunks are cut first and then copied in once."""
+        if self._position == 0 and self.compression == "none" and self.window_bytes >= self.size:
+            stream = _stream_with_room(self.size, trailer_room)
+            view = stream.getbuffer()
+            self._read_into(view)
+            self._window, self._window_start = view, 0
+            try:
+                while self.next_chunk() is not None:
+                    pass
+            finally:
+                self._window = b""
+            view.release()  # the chunks were views of it; the stream may grow again
+        else:
+            pieces = []
+            while (item := self.next_chunk()) is not None:
+                pieces.append(item[0])
+            stream = _stream_with_room(sum(len(piece) for piece in pieces), trailer_room)
+            stream.writelines(pieces)
+        stream.seek(0, io.SEEK_END)
+        return stream
+
+    def _read_into(self, view: memoryview) -> None:
+        """Fill `view` with the file's first len(view) bytes."""
+        done = 0
+        while done < len(view):
+            n = os.preadv(self._fd, [view[done:]], done)
+            if n == 0:
+                raise SegmentEncodeError(f"file ends at byte {done}, before its size {self.size}", self._path, done)
+            done += n
 
     def next_chunk(self) -> tuple[bytes | memoryview, ChunkEntry] | None:
         """The next (stored bytes, entry), or None once the whole segment is encoded.

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import time
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 
 from broker.log import SegmentInfo
 from remote_index.manifest import ManifestStore, RemoteSegment
-from remote_index.segment_format import SegmentEncoder, SegmentMeta, read_segment_indexes
+from remote_index.segment_format import SegmentEncoder, SegmentMeta, meta_size_hint, read_segment_indexes
 from remote_index.segment_state import RemoteSegmentState as State
 from remote_index.store import CompletedPart, ObjectStore
 
@@ -171,10 +172,12 @@ class SegmentUploader:
         its bytes.
 
         Stored chunks never exceed the original bytes, so the original size picks
-        single PUT or multipart. A single-PUT segment is encoded whole first (the
-        file is read whole: with no compression the chunks are that read), then
-        the meta is appended; a multipart segment is read in part-sized windows
-        and its meta, known once the last chunk is cut, ends the last part."""
+        single PUT or multipart. A single-PUT segment is encoded whole into one
+        in-memory stream (with no compression the file is read straight into it)
+        and the meta is appended there; the stream goes to the store as is, so the
+        object is never copied in memory on its way out. A multipart segment is
+        read in part-sized windows and its meta, known once the last chunk is cut,
+        ends the last part."""
         segment, entry, index_bytes = attempt.segment, attempt.entry, attempt.index_bytes
         multipart = segment.size_bytes > self.settings.multipart_threshold_bytes
         encoder = SegmentEncoder(attempt.fd, segment.size_bytes, compression=policy.chunk_compression,
@@ -183,15 +186,16 @@ class SegmentUploader:
         if multipart:
             return await self._multipart(entry.data_key, encoder, finish=lambda: encoder.meta(*index_bytes))
 
-        def encode() -> tuple[SegmentMeta, bytes, bytes]:
-            chunks = encoder.encode_all()
+        def encode() -> tuple[SegmentMeta, bytes, io.BytesIO]:
+            body = encoder.encode_all(meta_size_hint(segment.size_bytes, policy.chunk_bytes, *index_bytes))
             meta = encoder.meta(*index_bytes)
             meta_bytes = meta.to_bytes()
-            return meta, meta_bytes, b"".join((chunks, meta_bytes))
+            body.write(meta_bytes)
+            return meta, meta_bytes, body
 
-        meta, meta_bytes, data = await asyncio.to_thread(encode)
-        await self.bucket.acquire(len(data))
-        await self._retry("put", lambda: self.store.put(entry.data_key, data))
+        meta, meta_bytes, body = await asyncio.to_thread(encode)
+        await self.bucket.acquire(meta.object_bytes + len(meta_bytes))
+        await self._retry("put", lambda: self.store.put(entry.data_key, body))
         return meta, meta_bytes
 
     async def _multipart(self, key: str, encoder: SegmentEncoder,

@@ -7,7 +7,11 @@ tests/remote_index/test_store_contract.py.
 
 Semantics every backend keeps:
 - Keys are '/'-separated strings without a leading '/'. A put is atomic: a
-  reader sees the old object, the new one or none, never a part.
+  reader sees the old object, the new one or none, never a part. Its body is
+  `bytes`, or an `io.BytesIO` whose whole buffer is the object (the uploader
+  builds segment objects in one, so a backend can send views of its buffer
+  instead of a copy); the stream's position does not matter and a put of the
+  same stream may be retried.
 - `put(..., if_none_match=True)` creates the object only if no object has that
   key, else raises `PreconditionFailed`; this is the conditional put manifests
   rely on. A backend that cannot do it says so with `supports_conditional_put`.
@@ -30,6 +34,7 @@ allow concurrent calls.
 from __future__ import annotations
 
 import abc
+import io
 from dataclasses import dataclass
 
 
@@ -64,6 +69,18 @@ def check_key(key: str) -> str:
     return key
 
 
+Body = bytes | io.BytesIO
+
+
+def body_view(body: Body) -> bytes | memoryview:
+    """The bytes of a put's body, without copying a stream's buffer."""
+    return body.getbuffer() if isinstance(body, io.BytesIO) else body
+
+
+def body_size(body: Body) -> int:
+    return body.getbuffer().nbytes if isinstance(body, io.BytesIO) else len(body)
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
@@ -95,7 +112,7 @@ class ObjectStore(abc.ABC):
     supports_conditional_put: bool = True
 
     @abc.abstractmethod
-    async def put(self, key: str, data: bytes, *, if_none_match: bool = False) -> ObjectInfo: ...
+    async def put(self, key: str, data: Body, *, if_none_match: bool = False) -> ObjectInfo: ...
 
     @abc.abstractmethod
     async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes: ...

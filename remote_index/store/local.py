@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from remote_index.store.base import (
+    Body,
     CompletedPart,
     MultipartUpload,
     ObjectInfo,
@@ -50,6 +51,7 @@ from remote_index.store.base import (
     PreconditionFailed,
     StoreError,
     TransientStoreError,
+    body_view,
     check_key,
 )
 
@@ -226,7 +228,7 @@ class LocalDirectoryStore(ObjectStore):
 
     # -- objects -----------------------------------------------------------------
 
-    async def put(self, key: str, data: bytes, *, if_none_match: bool = False) -> ObjectInfo:
+    async def put(self, key: str, data: Body, *, if_none_match: bool = False) -> ObjectInfo:
         path = self._path(key)
         rule = await self.faults.before("put", key)
         info = await asyncio.to_thread(self._put_sync, key, path, data, if_none_match)
@@ -317,8 +319,8 @@ class LocalDirectoryStore(ObjectStore):
 
     # -- blocking halves (worker threads) ---------------------------------------
 
-    def _put_sync(self, key: str, path: Path, data: bytes, if_none_match: bool) -> ObjectInfo:
-        tmp = self._write_tmp(key, [data])
+    def _put_sync(self, key: str, path: Path, data: Body, if_none_match: bool) -> ObjectInfo:
+        tmp = self._write_tmp(key, [body_view(data)])
         try:
             info = self._info(key, tmp)  # the same inode as the object (a racing delete may follow)
             self._install(key, tmp, path, create_only=if_none_match)
@@ -493,7 +495,7 @@ class LocalDirectoryStore(ObjectStore):
         if record["key"] != upload.key:
             raise StoreError(f"upload {upload.upload_id} is for key {record['key']}", upload.key)
 
-    def _write_tmp(self, key: str, chunks: list[bytes]) -> Path:
+    def _write_tmp(self, key: str, chunks: list[bytes | memoryview]) -> Path:
         tmp = self._tmp / uuid.uuid4().hex
         try:
             with open(tmp, "wb") as f:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -50,6 +51,7 @@ from botocore.exceptions import (
 )
 
 from remote_index.store.base import (
+    Body,
     CompletedPart,
     MultipartUpload,
     ObjectInfo,
@@ -58,6 +60,7 @@ from remote_index.store.base import (
     PreconditionFailed,
     StoreError,
     TransientStoreError,
+    body_size,
     check_key,
 )
 
@@ -145,7 +148,7 @@ class S3Store(ObjectStore):
 
     # -- objects -----------------------------------------------------------------
 
-    async def put(self, key: str, data: bytes, *, if_none_match: bool = False) -> ObjectInfo:
+    async def put(self, key: str, data: Body, *, if_none_match: bool = False) -> ObjectInfo:
         full = self._full(key)
         client = await self._get_client()
         extra = {}
@@ -154,9 +157,13 @@ class S3Store(ObjectStore):
                 extra["IfNoneMatch"] = "*"
             elif await self.head(key) is not None:  # best effort, not atomic
                 raise PreconditionFailed("object exists", key)
+        if isinstance(data, io.BytesIO):
+            # Passed as is: botocore would wrap bytes in a BytesIO that shares them,
+            # and aiohttp's first look at its buffer would copy the whole object.
+            data.seek(0)
         with _errors("put", key):
             resp = await client.put_object(Bucket=self.bucket, Key=full, Body=data, **extra)
-        return ObjectInfo(key, len(data), _etag(resp))
+        return ObjectInfo(key, body_size(data), _etag(resp))
 
     async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
         full = self._full(key)

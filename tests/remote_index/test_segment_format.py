@@ -26,6 +26,7 @@ from remote_index.segment_format import (
     chunk_for_position,
     chunk_for_timestamp,
     decode_chunk,
+    meta_size_hint,
     read_segment_indexes,
 )
 from tests.helpers.record_batches import batch_of_size, build_batch
@@ -70,8 +71,12 @@ def encode_at_once(segment: bytes, **kwargs) -> tuple[bytes, SegmentMeta]:
         path = Path(tmp) / "00000000000000000000.log"
         path.write_bytes(segment)
         with SegmentEncoder(path, len(segment), **kwargs) as encoder:
-            obj = encoder.encode_all()
+            stream = encoder.encode_all()
             meta = encoder.meta(b"offset-index", b"time-index")
+    obj = stream.getvalue()
+    assert stream.tell() == len(obj)  # positioned for the trailer
+    stream.write(b"trailer")  # no view of the buffer is left: it may grow
+    assert stream.getvalue() == obj + b"trailer"
     return obj, meta
 
 
@@ -92,6 +97,34 @@ def test_read_windows_and_encode_all_change_nothing(specs, chunk_bytes, compress
     assert windowed_meta == meta and at_once_meta == meta
     if compression == "none":
         assert at_once == segment
+
+
+def test_whole_segment_read_in_place_is_the_object():
+    """No compression and one window for the segment: the file is read straight into
+    the object's buffer and the chunks are cut from it there; the object is the
+    file's bytes, every chunk checks out, and the meta can follow it."""
+    segment = build_segment([(3000, 2, NOW + i) for i in range(9)])
+    obj, meta = encode_at_once(segment, chunk_bytes=7000, window_bytes=len(segment))
+    assert obj == segment
+    assert len(meta.chunks) > 1
+    assert b"".join(decode_chunk(stored_chunk(obj, e), e, "none") for e in meta.chunks) == segment
+
+
+@pytest.mark.parametrize("chunk_bytes", [700, 4000, 50_000])
+def test_meta_fits_the_room_hinted_for_it(tmp_path, chunk_bytes):
+    """The uploader reserves `meta_size_hint` bytes behind the object so appending
+    the meta does not move the buffer: with an index entry per batch (the densest
+    the log writes) and small batches cut into many chunks, the meta still fits."""
+    segment = build_segment([(600 + 37 * (i % 9), 3, NOW + i) for i in range(120)])
+    path = tmp_path / "s.log"
+    path.write_bytes(segment)
+    offset_index, time_index = bytes(8 * 120), bytes(12 * 120)
+    with SegmentEncoder(path, len(segment), chunk_bytes=chunk_bytes) as encoder:
+        stream = encoder.encode_all(meta_size_hint(len(segment), chunk_bytes, offset_index, time_index))
+        meta = encoder.meta(offset_index, time_index)
+    assert len(meta.chunks) >= len(segment) // 50_000
+    assert len(meta.to_bytes()) <= meta_size_hint(len(segment), chunk_bytes, offset_index, time_index)
+    assert stream.getvalue() == segment
 
 
 def stored_chunk(obj: bytes, entry: ChunkEntry) -> bytes:
@@ -275,8 +308,11 @@ def test_meta_before_the_end_is_refused(tmp_path):
             encoder.meta()
 
 
+@pytest.mark.parametrize("whole", [False, True], ids=["chunk-by-chunk", "whole-in-place"])
 @pytest.mark.parametrize("damage", ["truncated", "torn_tail", "bad_crc", "size_mid_batch"])
-def test_unsound_local_segment_is_refused(tmp_path, damage):
+def test_unsound_local_segment_is_refused(tmp_path, damage, whole):
+    """Refused whether chunks are taken one by one or the whole file is read into
+    the object's buffer and checked there (`encode_all` with one window)."""
     segment = bytearray(build_segment([(2000, 1, NOW)] * 5))
     size = len(segment)
     if damage == "truncated":
@@ -290,8 +326,9 @@ def test_unsound_local_segment_is_refused(tmp_path, damage):
         size -= 1
     path = tmp_path / "s.log"
     path.write_bytes(segment)
-    with pytest.raises(SegmentEncodeError) as info, SegmentEncoder(path, size, chunk_bytes=4500) as encoder:
-        list(encoder)
+    with pytest.raises(SegmentEncodeError) as info, SegmentEncoder(
+            path, size, chunk_bytes=4500, window_bytes=size if whole else None) as encoder:
+        encoder.encode_all() if whole else list(encoder)
     assert info.value.path == str(path)
 
 

@@ -5,6 +5,7 @@ isolation, timeouts, batching) follows the contract tests."""
 from __future__ import annotations
 
 import asyncio
+import io
 import random
 import socket
 
@@ -205,6 +206,25 @@ def test_big_object(make_store):
         assert info.size == len(data)
         assert await store.get("big/segment.log") == data
         assert await store.get("big/segment.log", 3 * MiB, 4 * MiB + 17) == data[3 * MiB:4 * MiB + 17]
+    run(make_store(), body)
+
+
+def test_put_of_a_stream_sends_its_whole_buffer(make_store):
+    """A BytesIO body is the whole of its buffer wherever it is positioned (the
+    uploader hands it over positioned after the trailer it wrote), and putting
+    the same stream again, as a retry does, stores the same object."""
+    data = random.Random(2).randbytes(3 * MiB + 45)
+
+    async def body(store):
+        stream = io.BytesIO()
+        stream.write(data)
+        info = await store.put("streamed/segment.data", stream)
+        assert info.size == len(data)
+        assert await store.get("streamed/segment.data") == data
+        stream.seek(MiB)  # a retry after a failed attempt that read part of it
+        again = await store.put("streamed/segment.data", stream)
+        assert again.size == len(data) and (await store.head("streamed/segment.data")).size == len(data)
+        assert await store.get("streamed/segment.data") == data
     run(make_store(), body)
 
 
