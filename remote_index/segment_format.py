@@ -440,6 +440,15 @@ def meta_size_hint(size_bytes: int, chunk_bytes: int, offset_index: bytes, time_
     return 4 * (len(offset_index) + len(time_index)) // 3 + 512 * chunks + 4096
 
 
+def joined_stream(pieces: list[bytes | memoryview], room: int = 0) -> io.BytesIO:
+    """`pieces` back to back in a new stream positioned at its end, in one buffer
+    with `room` bytes to spare: the one copy of a part or an object on its way to
+    a store (see `store.base.Body`)."""
+    stream = _stream_with_room(sum(len(piece) for piece in pieces), room)
+    stream.writelines(pieces)
+    return stream
+
+
 def _stream_with_room(length: int, room: int) -> io.BytesIO:
     """A stream of `length` zero bytes, positioned at 0, whose buffer holds
     `length + room`: shortening a BytesIO keeps its buffer unless it shrinks
@@ -554,14 +563,12 @@ class SegmentEncoder:
             finally:
                 self._window = b""
             view.release()  # the chunks were views of it; the stream may grow again
-        else:
-            pieces = []
-            while (item := self.next_chunk()) is not None:
-                pieces.append(item[0])
-            stream = _stream_with_room(sum(len(piece) for piece in pieces), trailer_room)
-            stream.writelines(pieces)
-        stream.seek(0, io.SEEK_END)
-        return stream
+            stream.seek(0, io.SEEK_END)
+            return stream
+        pieces = []
+        while (item := self.next_chunk()) is not None:
+            pieces.append(item[0])
+        return joined_stream(pieces, trailer_room)
 
     def _read_into(self, view: memoryview) -> None:
         """Fill `view` with the file's first len(view) bytes."""

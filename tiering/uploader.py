@@ -38,9 +38,15 @@ from dataclasses import dataclass
 
 from broker.log import SegmentInfo
 from remote_index.manifest import ManifestStore, RemoteSegment
-from remote_index.segment_format import SegmentEncoder, SegmentMeta, meta_size_hint, read_segment_indexes
+from remote_index.segment_format import (
+    SegmentEncoder,
+    SegmentMeta,
+    joined_stream,
+    meta_size_hint,
+    read_segment_indexes,
+)
 from remote_index.segment_state import RemoteSegmentState as State
-from remote_index.store import CompletedPart, ObjectStore
+from remote_index.store import CompletedPart, ObjectStore, body_size
 
 from .metrics import TieringMetrics
 from .policy import TieringSettings, TierPolicy
@@ -225,7 +231,7 @@ class SegmentUploader:
                 # any size above its minimum), so each byte is copied once, here.
                 if pending >= part_size or done:
                     number += 1
-                    data = b"".join(pieces)
+                    data = await asyncio.to_thread(joined_stream, pieces)
                     pieces, pending = [], 0
                     if len(in_flight) >= PARTS_IN_FLIGHT:
                         finished, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -259,8 +265,8 @@ class SegmentUploader:
         except Exception as exc:  # best effort: garbage collection finds them later
             log.info("could not sweep stray multipart uploads of %s: %s", upload.key, exc)
 
-    async def _upload_part(self, upload, number: int, data: bytes) -> CompletedPart:
-        await self.bucket.acquire(len(data))
+    async def _upload_part(self, upload, number: int, data: io.BytesIO) -> CompletedPart:
+        await self.bucket.acquire(body_size(data))
         return await self._retry("upload_part", lambda: self.store.upload_part(upload, number, data))
 
     async def _retry(self, operation: str, call):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from remote_index.store.base import (
+    Body,
     CompletedPart,
     MultipartUpload,
     ObjectInfo,
@@ -17,6 +18,7 @@ from remote_index.store.base import (
     PreconditionFailed,
     StoreError,
     TransientStoreError,
+    body_size,
 )
 from remote_index.store.local import LocalDirectoryStore, StoreFaults
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from remote_index.store.s3 import S3Store
 
 __all__ = [
+    "Body",
     "CompletedPart",
     "LocalDirectoryStore",
     "MultipartUpload",
@@ -36,6 +39,7 @@ __all__ = [
     "StoreError",
     "StoreFaults",
     "TransientStoreError",
+    "body_size",
     "open_store",
 ]
 

@@ -284,7 +284,7 @@ class LocalDirectoryStore(ObjectStore):
         self.faults.after(rule, "create_multipart", key)
         return upload
 
-    async def upload_part(self, upload: MultipartUpload, number: int, data: bytes) -> CompletedPart:
+    async def upload_part(self, upload: MultipartUpload, number: int, data: Body) -> CompletedPart:
         if not 1 <= number <= MAX_PART_NUMBER:
             raise StoreError(f"part number {number} outside 1..{MAX_PART_NUMBER}", upload.key)
         directory = self._upload_dir(upload)
@@ -415,8 +415,9 @@ class LocalDirectoryStore(ObjectStore):
         _fsync_dir(directory)
 
     def _upload_part_sync(self, upload: MultipartUpload, directory: Path, number: int,
-                          data: bytes) -> CompletedPart:
+                          body: Body) -> CompletedPart:
         self._read_record(upload, directory)
+        data = body_view(body)
         tmp = self._write_tmp(upload.key, [data])
         try:
             os.replace(tmp, directory / f"part-{number:05d}")

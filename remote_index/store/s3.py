@@ -279,14 +279,16 @@ class S3Store(ObjectStore):
             resp = await client.create_multipart_upload(Bucket=self.bucket, Key=full)
         return MultipartUpload(key, resp["UploadId"])
 
-    async def upload_part(self, upload: MultipartUpload, number: int, data: bytes) -> CompletedPart:
+    async def upload_part(self, upload: MultipartUpload, number: int, data: Body) -> CompletedPart:
         full = self._full(upload.key)
         client = await self._get_client()
+        if isinstance(data, io.BytesIO):
+            data.seek(0)  # as in `put`
         with _errors("upload_part", upload.key):
             resp = await client.upload_part(Bucket=self.bucket, Key=full, UploadId=upload.upload_id,
                                             PartNumber=number, Body=data)
         # The ETag goes back to CompleteMultipartUpload exactly as the server sent it.
-        return CompletedPart(number, resp["ETag"], len(data))
+        return CompletedPart(number, resp["ETag"], body_size(data))
 
     async def complete_multipart(self, upload: MultipartUpload, parts: list[CompletedPart]) -> ObjectInfo:
         full = self._full(upload.key)

@@ -243,13 +243,18 @@ def test_invalid_keys_are_refused(make_store):
 
 
 def test_multipart_complete(make_store):
+    """Parts may be bytes or streams (whole buffer, wherever positioned), as for put."""
     async def body(store):
         size = store.min_part_size
         parts_data = [b"a" * size, b"b" * size, b"tail"]
         upload = await store.create_multipart("mp/segment.log")
         assert upload.key == "mp/segment.log"
-        parts = [await store.upload_part(upload, n, d) for n, d in enumerate(parts_data, 1)]
+        streamed = io.BytesIO(parts_data[1])
+        streamed.seek(0, io.SEEK_END)
+        parts = [await store.upload_part(upload, 1, parts_data[0]), await store.upload_part(upload, 2, streamed),
+                 await store.upload_part(upload, 3, parts_data[2])]
         assert [p.number for p in parts] == [1, 2, 3]
+        assert [p.size for p in parts] == [size, size, 4]
         assert await store.head("mp/segment.log") is None  # invisible until complete
         assert await store.list_multipart_uploads("mp/") == [upload]
         info = await store.complete_multipart(upload, parts)
