@@ -2,7 +2,7 @@
 same objects to the same moto server, measured in the same run.
 
     python bench/upload.py [--mib 512] [--segment-mib 8,16] [--partitions 4]
-                           [--rates 20,50] [--windows 3]
+                           [--rates 20,50] [--windows 3] [--trials 3]
 
 Method. Each case runs its own broker against one moto S3 server (a separate
 process). The topic is created with `remote.log.copy.disable=true`, N MiB are
@@ -19,8 +19,8 @@ ends at the last upload's commit time from the broker's tier status
 (a) unlimited, per segment size: backlog bytes / time for the copy lag to
     drain, against raw aiobotocore PUTs of segment-sized objects with the same
     parallelism (one upload in flight per partition: a partition's segments go
-    up in offset order), measured right before and right after the broker and
-    averaged.
+    up in offset order). `--trials` broker runs alternate with raw runs (one
+    before the first and one after each), and the medians are compared.
 (b) limited: `remote.log.manager.copy.max.bytes.per.second` set to each rate;
     the uploaded bytes in consecutive 10 s windows from the switch, while the
     backlog lasts. The counter steps one segment at a time, so each rate uses
@@ -216,6 +216,12 @@ def limited_case(moto, bucket, args, rate_mb: float, segment_mib: int) -> dict:
     return {"rate_mb": rate_mb, "segment_mib": segment_mib, "backlog": backlog, "windows": rates}
 
 
+def median_run(runs: list[dict], key: str) -> dict:
+    """The run whose `key` is the median (the lower middle one of an even count), so
+    its CPU figures belong to the throughput reported beside them."""
+    return sorted(runs, key=lambda run: run[key])[(len(runs) - 1) // 2]
+
+
 def segment_for_rate(sizes_mib: list[int], rate_mb: float, window_s: float) -> int:
     """The largest segment size whose one counter step is at most 5% of a window's
     bytes (the counter moves a whole segment at a time), else the smallest size."""
@@ -231,6 +237,7 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=4, help="partitions (= uploads in flight)")
     parser.add_argument("--rates", default="20,50", help="upload limits to check, MB/s (comma-separated)")
     parser.add_argument("--windows", type=int, default=3, help="windows sampled per limited case")
+    parser.add_argument("--trials", type=int, default=3, help="broker runs per unlimited case (medians compared)")
     parser.add_argument("--window-s", type=float, default=10.0, help="window length, s")
     args = parser.parse_args()
     sizes = [int(m) for m in args.segment_mib.split(",") if m]
@@ -246,16 +253,20 @@ def main() -> int:
         for segment_mib in sizes:
             segment = segment_mib << 20
             objects = max(1, (args.mib << 20) // segment - args.partitions)  # what the broker will upload
-            # The raw baseline runs right before and right after the broker, and the two
-            # are averaged: the machine is shared, and its load drifts within a minute.
-            before = raw_put(moto, bucket, segment, objects, args.partitions)
-            case = unlimited_case(moto, bucket, args, segment_mib)
-            after = raw_put(moto, bucket, segment, objects, args.partitions)
+            # Raw runs and broker runs alternate (raw, broker, raw, ..., raw) and each side
+            # reports its median: the machine is shared, its load drifts within a minute,
+            # and single runs of either side vary by 20%.
+            raws = [raw_put(moto, bucket, segment, objects, args.partitions)]
+            cases = []
+            for _ in range(args.trials):
+                cases.append(unlimited_case(moto, bucket, args, segment_mib))
+                raws.append(raw_put(moto, bucket, segment, objects, args.partitions))
+            case = median_run(cases, "mb_per_s")
+            raw = median_run(raws, "mb_per_s")
             unlimited.append({**case, "segment_mib": segment_mib, "objects": objects,
-                              "raw": (before["mb_per_s"] + after["mb_per_s"]) / 2,
-                              "raw_runs": (before["mb_per_s"], after["mb_per_s"]),
-                              "raw_moto_cpu": (before["moto"] + after["moto"]) / 2,
-                              "raw_client_cpu": (before["client"] + after["client"]) / 2})
+                              "runs": [c["mb_per_s"] for c in cases], "raw": raw["mb_per_s"],
+                              "raw_runs": [r["mb_per_s"] for r in raws],
+                              "raw_moto_cpu": raw["moto"], "raw_client_cpu": raw["client"]})
         for rate_mb in rates:
             limited.append(limited_case(moto, bucket, args, rate_mb, segment_for_rate(sizes, rate_mb, args.window_s)))
     finally:
@@ -268,13 +279,14 @@ def main() -> int:
         failed |= ratio < UNLIMITED_TARGET
         raw_mb = case["objects"] * (case["segment_mib"] << 20) / 1e6
         rows.append([f"raw aiobotocore PUT, {case['segment_mib']} MiB objects",
-                     (f"{case['objects']} objects, {args.partitions} in flight; before/after "
-                      f"{case['raw_runs'][0]:.0f}/{case['raw_runs'][1]:.0f}"),
+                     (f"{case['objects']} objects, {args.partitions} in flight; runs "
+                      + "/".join(f"{r:.0f}" for r in case["raw_runs"])),
                      f"{case['raw']:.1f}", "", "baseline", "",
                      f"{1000 * case['raw_moto_cpu'] / raw_mb:.1f} / {1000 * case['raw_client_cpu'] / raw_mb:.1f}"])
         broker_mb = case["backlog"] / 1e6
         rows.append([f"tiered upload, {case['segment_mib']} MiB segments, no limit",
-                     f"{case['backlog'] / 2**20:.0f} MiB backlog drained in {case['seconds']:.2f} s",
+                     (f"{case['backlog'] / 2**20:.0f} MiB backlog drained in {case['seconds']:.2f} s; runs "
+                      + "/".join(f"{r:.0f}" for r in case["runs"])),
                      f"{case['mb_per_s']:.1f}", f"{100 * ratio:.0f}% of raw",
                      f">= {100 * UNLIMITED_TARGET:.0f}% of raw", "PASS" if ratio >= UNLIMITED_TARGET else "FAIL",
                      f"{1000 * case['moto_cpu'] / broker_mb:.1f} / {1000 * case['broker_cpu'] / broker_mb:.1f}"])
