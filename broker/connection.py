@@ -176,7 +176,7 @@ class Connection(asyncio.BufferedProtocol):
                 await self._pending_changed.wait()
             task = self._pending[0]
             try:
-                parts = await task
+                answer = await task
             except UnreadableRequest as exc:
                 log.warning("closing connection from %s: %s", self.peer, exc)
                 self._hang_up()
@@ -186,14 +186,15 @@ class Connection(asyncio.BufferedProtocol):
                 if self._read_paused and len(self._pending) < MAX_IN_FLIGHT // 2 and self._reading:
                     self._read_paused = False
                     self.transport.resume_reading()
-            if parts is None:
-                continue
             try:
-                await self._write(parts)
+                if answer.parts is not None:
+                    await self._write(answer.parts)
             except (ConnectionError, OSError, RuntimeError) as exc:
                 log.info("connection to %s lost while answering: %s", self.peer, exc)
                 self.transport.abort()
                 return
+            finally:
+                answer.run_after_response()
 
     async def _write(self, parts: list) -> None:
         loop = asyncio.get_running_loop()
@@ -218,8 +219,11 @@ class Connection(asyncio.BufferedProtocol):
     def _cancel_pending(self) -> None:
         while self._pending:
             task = self._pending.popleft()
-            if task.done() and not task.cancelled() and task.exception() is None and task.result():
-                close_regions(task.result())
+            if task.done() and not task.cancelled() and task.exception() is None:
+                answer = task.result()
+                if answer.parts:
+                    close_regions(answer.parts)
+                answer.run_after_response()
             task.cancel()
 
     def abort(self) -> None:

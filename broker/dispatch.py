@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .handlers import HANDLERS
@@ -30,16 +31,38 @@ class UnreadableRequest(Exception):
 
 @dataclass
 class RequestContext:
-    """What a handler knows about the request besides its body."""
+    """What a handler knows about the request besides its body.
+
+    `after_response` holds work the handler wants done once its response is on
+    its way (handed to the socket, or dropped with the connection), such as
+    background reads its answer set off: run before, they would delay it."""
 
     node: "BrokerNode"
     header: RequestHeader
     schema: ApiSchema
     connection: Any
+    after_response: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def version(self) -> int:
         return self.header.api_version
+
+
+@dataclass
+class Answer:
+    """A handled request: the response parts (None: no response, as for an acks=0
+    Produce) and the request's `after_response` work."""
+
+    parts: list | None
+    after_response: list[Callable[[], None]] = field(default_factory=list)
+
+    def run_after_response(self) -> None:
+        for callback in self.after_response:
+            try:
+                callback()
+            except Exception:
+                log.exception("work after a response failed")
+        self.after_response.clear()
 
 
 class Dispatcher:
@@ -48,26 +71,26 @@ class Dispatcher:
 
     def begin(self, frame: bytes, connection) -> Any:
         """Parse the header now (so an unreadable frame closes the connection at
-        once) and return the coroutine that produces the response parts."""
+        once) and return the coroutine that produces the `Answer`."""
         try:
             parsed = parse_request(frame)
         except DecodeError as exc:
             raise UnreadableRequest(f"unreadable request header: {exc}") from None
         return self._answer(parsed, connection)
 
-    async def _answer(self, parsed, connection) -> list | None:
+    async def _answer(self, parsed, connection) -> Answer:
         header: RequestHeader = parsed.header
         schema = parsed.schema
         module = HANDLERS.get(header.api_key)
         if schema is None or module is None:
-            return [encode_bare_error(header.correlation_id, errors.UnsupportedVersion.code)]
+            return Answer([encode_bare_error(header.correlation_id, errors.UnsupportedVersion.code)])
         version = header.api_version
         if version not in schema.valid:
             if header.api_key == 18:
                 # KIP-511: answer ApiVersions v0 with our ranges so the client retries.
                 body = module.error_response(None, 0, errors.UnsupportedVersion())
-                return encode_response(schema, 0, header.correlation_id, body)
-            return [encode_bare_error(header.correlation_id, errors.UnsupportedVersion.code)]
+                return Answer(encode_response(schema, 0, header.correlation_id, body))
+            return Answer([encode_bare_error(header.correlation_id, errors.UnsupportedVersion.code)])
         if parsed.body_reader is None:
             raise UnreadableRequest(f"{schema.name} v{version}: request header is malformed")
         try:
@@ -90,6 +113,5 @@ class Dispatcher:
                 body = module.error_response(request, version, errors.UnknownServerError(
                     f"{type(exc).__name__}: {exc}"))
         self.node.metrics.observe_request(schema.name, time.monotonic() - started)
-        if body is None:
-            return None
-        return encode_response(schema, version, header.correlation_id, body)
+        parts = None if body is None else encode_response(schema, version, header.correlation_id, body)
+        return Answer(parts, ctx.after_response)

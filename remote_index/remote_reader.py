@@ -39,6 +39,7 @@ import asyncio
 import collections
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from broker.protocol.record_decoding import record_timestamps
@@ -127,15 +128,21 @@ class RemoteLogReader:
         self._readers: collections.OrderedDict[tuple[str, int], _ReaderState] = collections.OrderedDict()
         self._prefetches: set[asyncio.Task] = set()  # background hydrations (prefetch, warm-up)
         self._warming: set[tuple[str, int, int]] = set()
+        self._closed = False
 
     # -- reads ---------------------------------------------------------------
 
     async def read(self, topic: str, partition: int, manifest: PartitionManifest, offset: int, max_bytes: int,
-                   *, upper_bound: int, min_one_batch: bool, deadline: float, enough: int | None = None) -> RemoteRead:
+                   *, upper_bound: int, min_one_batch: bool, deadline: float, enough: int | None = None,
+                   defer: Callable[[Callable[[], None]], None] | None = None) -> RemoteRead:
         """Whole batches from the one holding `offset`, below `upper_bound`, within `max_bytes`
         (but at least one batch when `min_one_batch`). Once it holds `enough` bytes (if given) it
         does not wait for another chunk's GET. Empty when nothing fit in time; then
-        the chunks it needs are hydrated in the background for the client's next Fetch."""
+        the chunks it needs are hydrated in the background for the client's next Fetch.
+
+        The read-ahead this read calls for starts at once, or is handed to `defer` (the
+        Fetch passes "after my response is sent"): starting a GET takes botocore a few
+        milliseconds of event-loop time, which the answer should not wait behind."""
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         try:
@@ -173,7 +180,7 @@ class RemoteLogReader:
         if not out and loop.time() >= deadline:
             self._warm(topic, partition, manifest, offset, max_bytes, upper_bound)
         if out and self.settings.prefetch:
-            self._prefetch_after(topic, partition, manifest, offset, end_offset, last, upper_bound)
+            self._prefetch_after(topic, partition, manifest, offset, end_offset, last, upper_bound, defer)
         return RemoteRead(out, end_offset)
 
     async def _take_slot(self, deadline: float) -> bool:
@@ -315,7 +322,7 @@ class RemoteLogReader:
 
     # -- prefetch ------------------------------------------------------------
 
-    def _prefetch_after(self, topic, partition, manifest, offset, end_offset, last, upper_bound) -> None:
+    def _prefetch_after(self, topic, partition, manifest, offset, end_offset, last, upper_bound, defer) -> None:
         key = (topic, partition)
         state = self._readers.get(key)
         if state is not None and state.next_offset == offset:
@@ -331,8 +338,16 @@ class RemoteLogReader:
         while len(self._readers) > MAX_READERS_TRACKED:
             self._readers.popitem(last=False)
         if state.window and state.last is not None and (state.read_ahead is None or state.read_ahead.done()):
-            state.read_ahead = asyncio.ensure_future(self._read_ahead(topic, state))
-            self._track(state.read_ahead)
+            def start() -> None:
+                # Deferred starts re-check: another read of the partition may have started one.
+                if not self._closed and (state.read_ahead is None or state.read_ahead.done()):
+                    state.read_ahead = asyncio.ensure_future(self._read_ahead(topic, state))
+                    self._track(state.read_ahead)
+
+            if defer is None:
+                start()
+            else:
+                defer(start)
 
     async def _read_ahead(self, topic: str, state: _ReaderState) -> None:
         """Hydrate the chunks within `state.window` after the reader's position, one at a
@@ -380,6 +395,7 @@ class RemoteLogReader:
         return sum(c.slabs for c in self.cache.prefetched_chunks()) * self.pool.slab_bytes
 
     async def close(self) -> None:
+        self._closed = True
         for task in list(self._prefetches) + list(self._meta_flights.values()):
             task.cancel()
         self.cache.close()

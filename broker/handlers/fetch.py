@@ -165,7 +165,7 @@ class _FetchPass:
             read = await self.node.remote_reader.read(
                 partition.topic.name, partition.index, manifest, fp.fetch_offset, limit,
                 upper_bound=upper_bound, min_one_batch=first, deadline=self.cold_deadline,
-                enough=max(self.req.min_bytes, 1))
+                enough=max(self.req.min_bytes, 1), defer=self.ctx.after_response.append)
         except RemoteReadError as exc:
             # Corrupt data is never served; clients surface this error. An unreachable
             # store is retriable: clients back off and fetch again.

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import email.utils
 import io
 import uuid
 from collections.abc import Iterator
@@ -49,6 +51,7 @@ from botocore.exceptions import (
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
+from botocore.utils import parse_timestamp as botocore_parse_timestamp
 
 from remote_index.store.base import (
     Body,
@@ -386,14 +389,33 @@ _shared_loader: Any = None
 def _new_session() -> Any:
     """A fresh aiobotocore session sharing one botocore data loader: the loader
     caches the parsed S3 service model, which otherwise costs ~0.3 s per client.
-    (Only the loader is shared; credentials stay per session.)"""
+    (Only the loader is shared; credentials stay per session.) Its responses
+    parse timestamps with `_parse_timestamp`."""
     global _shared_loader
     session = get_session()
     if _shared_loader is None:
         _shared_loader = session.get_component("data_loader")
     else:
         session.register_component("data_loader", _shared_loader)
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_parse_timestamp)
     return session
+
+
+def _parse_timestamp(value: str) -> datetime.datetime:
+    """A response timestamp as botocore parses it, in the two forms S3 sends without
+    botocore's general parser (dateutil), which takes ~0.1 ms each: every GET answer
+    has a Last-Modified header, and a listing has one timestamp per object.
+    ISO 8601 in XML bodies ("2026-11-22T17:00:00.000Z"), RFC 7231 in headers
+    ("Sun, 22 Nov 2026 17:00:00 GMT"); anything else goes to botocore's parser."""
+    try:
+        if value[:4].isdigit() and value[4:5] == "-":
+            return datetime.datetime.fromisoformat(value)
+        parsed = email.utils.parsedate_to_datetime(value)
+        if parsed.tzinfo is not None:
+            return parsed
+    except (TypeError, ValueError):
+        pass
+    return botocore_parse_timestamp(value)
 
 
 @contextlib.contextmanager

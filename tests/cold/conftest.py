@@ -250,13 +250,16 @@ class ColdBroker:
                 for part in reply.responses[0].partitions}
 
     def replay(self, topic: str, partition: int, start: int, end: int, max_bytes: int = 256 * 1024,
-               timeout: float = 60) -> list[tuple]:
-        """Every record in [start, end) by raw Fetches (retrying empty cold answers)."""
+               timeout: float = 60, pause_s: float = 0) -> list[tuple]:
+        """Every record in [start, end) by raw Fetches (retrying empty cold answers),
+        `pause_s` apart (a consumer busy with what it got)."""
         out: list[tuple] = []
         offset = start
         deadline = time.monotonic() + timeout
         while offset < end:
             assert time.monotonic() < deadline, f"replay of {topic}-{partition} stuck at {offset}"
+            if pause_s and offset > start:
+                time.sleep(pause_s)
             error, data = self.fetch(topic, partition, offset, max_bytes)
             assert error == 0, (offset, error)
             for record in decode_records(data):

@@ -383,6 +383,44 @@ def test_sequential_reads_prefetch_across_segment_boundaries(log):
     run(body())
 
 
+def test_a_deferred_read_ahead_starts_only_when_its_caller_says(log):
+    """With `defer` (the Fetch hands over "once my answer is sent"), a read that calls
+    for read-ahead starts no GET itself; the handed-over start does. A start handed
+    over twice starts one read-ahead, and one run after close starts none."""
+
+    async def body():
+        reader = new_reader(log, prefetch_chunks=4)
+        deferred = []
+
+        async def read_deferred(offset):
+            loop = asyncio.get_running_loop()
+            return await reader.read(TOPIC, 0, log.manifest, offset, 1, upper_bound=log.next_offset,
+                                     min_one_batch=True, deadline=loop.time() + 30, defer=deferred.append)
+
+        first = await read_deferred(0)
+        second = await read_deferred(first.next_offset)  # sequential: read-ahead is called for
+        assert second.records and deferred
+        gets = log.store.faults.calls["get"]
+        await asyncio.sleep(0.05)
+        assert not reader._prefetches and log.store.faults.calls["get"] == gets
+        assert not reader.cache.prefetched_chunks()
+        for start in deferred:
+            start()
+        assert len(reader._prefetches) == 1, "one read-ahead however often the start was handed over"
+        await settle(reader)
+        assert reader.cache.prefetched_chunks() and log.store.faults.calls["get"] > gets
+
+        deferred.clear()
+        offset = second.next_offset
+        while not deferred:
+            offset = (await read_deferred(offset)).next_offset
+        await reader.close()
+        for start in deferred:
+            start()
+        assert not reader._prefetches
+    run(body())
+
+
 def test_a_full_sequential_replay_fetches_each_chunk_once(log):
     chunks = sum(len(s.meta.chunks) for s in log.segments)
 

@@ -469,3 +469,39 @@ def test_s3_missing_bucket_is_not_transient(s3_bucket):
     store = S3Store("no-such-bucket-here", endpoint_url=s3_bucket.server.url, path_style=True,
                     region="us-east-1", access_key_id=ACCESS_KEY_ID, secret_access_key=SECRET_ACCESS_KEY)
     run(store, body)
+
+
+def test_s3_timestamps_parse_as_botocore_parses_them():
+    from botocore.utils import parse_timestamp
+
+    for text in ("Sun, 22 Nov 2026 17:00:00 GMT", "2026-11-22T17:00:00.000Z", "2026-11-22T17:00:00.123456Z",
+                 "2026-11-22T17:00:00+00:00", "1795366796"):
+        assert s3_module._parse_timestamp(text) == parse_timestamp(text), text
+    with pytest.raises(ValueError):
+        s3_module._parse_timestamp("not a time")
+
+
+def test_s3_answers_parse_timestamps_without_botocores_general_parser(s3_bucket, monkeypatch):
+    """moto's real headers (Last-Modified) and XML listings (Initiated) take the fast
+    path: botocore's dateutil parser, which costs ~0.1 ms a timestamp, is not called."""
+    import datetime
+
+    def refuse(value):
+        raise AssertionError(f"botocore's parser was asked for {value!r}")
+
+    import botocore.parsers
+
+    monkeypatch.setattr(botocore.parsers, "DEFAULT_TIMESTAMP_PARSER", refuse)
+    monkeypatch.setattr(s3_module, "botocore_parse_timestamp", refuse)
+
+    async def body(store):
+        await store.put("k", b"v")
+        upload = await store.create_multipart("mp/a")
+        client = await store._get_client()
+        head = await client.head_object(Bucket=store.bucket, Key=store.prefix + "k")
+        age = datetime.datetime.now(datetime.timezone.utc) - head["LastModified"]
+        assert datetime.timedelta(minutes=-5) < age < datetime.timedelta(minutes=5)
+        assert await store.get("k") == b"v"
+        assert await store.list_multipart_uploads("mp/") == [upload]
+        await store.abort_multipart(upload)
+    run(s3_bucket.store(), body)
