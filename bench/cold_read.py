@@ -31,7 +31,10 @@ consumer run; the faster of the two is the baseline (the stricter comparison).
 Fetch latency is timed at the client, in further passes per mode, each after a
 restart (an empty cache again): a raw Kafka client reads the same range the way
 librdkafka does by default (every partition in each Fetch, 1 MiB per partition,
-one Fetch in flight) and times each request. It reads twice:
+one Fetch in flight, each response read into one reused buffer) and times each
+request. (Reading each ~4 MB response into fresh memory instead costs the client
+itself up to ~8 ms on this VM, where the first touch of a page is slow, and the
+timing would be the client's.) It reads twice:
 
 - paced: it takes in at most half the raw ranged-GET throughput of the run's
   first baseline (the same pace in both modes), sleeping between Fetches as a
@@ -200,7 +203,7 @@ def timed_fetches(bootstrap: str, topic: str, ends: list[int], warm_up_offset: i
     offsets = [0] * len(ends)
     latencies: list[tuple[float, bool]] = []  # (seconds, steady)
     taken = 0
-    with RawClient(bootstrap, timeout=60) as client:
+    with RawClient(bootstrap, timeout=60, reuse_buffer=True) as client:
         paced_from = time.perf_counter()
         while any(o < end for o, end in zip(offsets, ends)):
             if pace_bytes_per_s:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +63,10 @@ from .store import ObjectStore, StoreError
 log = logging.getLogger("remote_index.read")
 
 MAX_READERS_TRACKED = 1024
+
+
+class _WouldWait(Exception):
+    """A read from memory found something it would have to wait for."""
 
 
 class RemoteReadError(Exception):
@@ -143,8 +148,39 @@ class RemoteLogReader:
         The read-ahead this read calls for starts at once, or is handed to `defer` (the
         Fetch passes "after my response is sent"): starting a GET takes botocore a few
         milliseconds of event-loop time, which the answer should not wait behind."""
+        return await self._read(topic, partition, manifest, offset, max_bytes, upper_bound, min_one_batch,
+                                deadline, enough, defer, wait=True)
+
+    def read_from_memory(self, topic: str, partition: int, manifest: PartitionManifest, offset: int,
+                         max_bytes: int, *, upper_bound: int, min_one_batch: bool, enough: int | None = None,
+                         defer: Callable[[Callable[[], None]], None] | None = None) -> RemoteRead | None:
+        """`read`, answered now if it needs nothing that is not in memory (a reader slot
+        free, the segment metas loaded, the chunks hydrated, up to `enough` bytes);
+        None, having changed nothing, when it would have to wait.
+
+        So a Fetch serves read-ahead chunks in the same step of the event loop: run as
+        a task of its own, each cold partition's read would cost the Fetch a few more
+        trips round the loop, each as long as whatever else is ready to run (the
+        landing of other GETs, for one)."""
+        # With wait=False the coroutine never suspends: it finishes in one send, or
+        # raises _WouldWait before taking anything it would have to give back.
+        coroutine = self._read(topic, partition, manifest, offset, max_bytes, upper_bound, min_one_batch,
+                               math.inf, enough, defer, wait=False)
+        try:
+            coroutine.send(None)
+        except StopIteration as finished:
+            return finished.value
+        except _WouldWait:
+            return None
+        coroutine.close()
+        raise AssertionError("a read from memory suspended")
+
+    async def _read(self, topic, partition, manifest, offset, max_bytes, upper_bound, min_one_batch, deadline,
+                    enough, defer, *, wait: bool) -> RemoteRead:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
+        if not wait and self._slots.locked():
+            raise _WouldWait
         try:
             slot = await self._take_slot(deadline)
         except asyncio.CancelledError:  # the Fetch answered without this partition
@@ -155,7 +191,10 @@ class RemoteLogReader:
             return RemoteRead(bytearray(), offset)
         try:
             out, end_offset, last = await self._collect(topic, manifest, offset, max_bytes, upper_bound,
-                                                        min_one_batch, deadline, enough)
+                                                        min_one_batch, deadline, enough, wait)
+        except asyncio.CancelledError:  # the Fetch answered without this partition
+            self._warm(topic, partition, manifest, offset, max_bytes, upper_bound)
+            raise
         except (CorruptChunkError, CorruptSegmentMetaError) as exc:
             self.metrics.corrupt_chunks.labels(topic).inc()
             self.metrics.fetch_errors.labels("corrupt").inc()
@@ -220,12 +259,16 @@ class RemoteLogReader:
         task.add_done_callback(self._prefetches.discard)
 
     async def _collect(self, topic, manifest, offset, max_bytes, upper_bound, min_one_batch, deadline,
-                       enough=None):
+                       enough=None, wait=True):
+        """(batches, next offset, last chunk touched). With `wait` false, raises _WouldWait
+        instead of awaiting a segment meta or a chunk that is not in memory."""
         out = bytearray()
         position = offset
         last = None  # (segment, chunk index) of the last chunk touched
         segment = manifest.segment_for_offset(offset)
         while segment is not None and position < upper_bound:
+            if not wait and segment.data_key not in self._metas:
+                raise _WouldWait
             try:
                 meta = await self._meta(segment, deadline)
             except PoolExhausted:  # the meta did not arrive in time: answer with what we have
@@ -233,8 +276,11 @@ class RemoteLogReader:
             index = chunk_for_offset(meta, position)
             while index is not None and index < len(meta.chunks) and position < upper_bound:
                 entry = meta.chunks[index]
-                if enough is not None and len(out) >= enough and self.cache.cached((segment.data_key, index)) is None:
+                in_memory = self.cache.cached((segment.data_key, index)) is not None
+                if enough is not None and len(out) >= enough and not in_memory:
                     return out, position, last  # enough to answer: do not wait for a GET
+                if not wait and not in_memory:
+                    raise _WouldWait
                 try:
                     chunk = await self.cache.get(segment.data_key, entry, meta.compression, topic, deadline)
                 except LargerThanPool:

@@ -7,16 +7,18 @@ larger (KIP-74), so a consumer always makes progress. Local data is handed to
 the connection as file regions and leaves by sendfile.
 
 Offsets below the local log start offset but inside the remote tier are read
-from the bucket (cold reads, `remote_index.remote_reader`). Cold reads run
-concurrently. The Fetch waits for the first of them to finish, then only while
-fewer than `min_bytes` are in (Kafka's rule), and never past the request's max
+from the bucket (cold reads, `remote_index.remote_reader`). A cold partition
+whose chunks are in memory (read ahead) is served at once; the others' reads run
+concurrently. The Fetch waits for the first of them to finish (unless those
+served at once hold `min_bytes` already: then the others only get to start their
+GETs), then only while fewer than `min_bytes` are in (Kafka's rule), and never past the request's max
 wait (or `remote.fetch.max.wait.ms`, which cold reads always get): the hot
 partitions of a mixed Fetch are not held up longer than that, and one
 partition's GET does not hold up data another partition already has. A cold
 read holding `min_bytes` does not wait for its next chunk's GET either. A cold
-read cut short answers empty for its partition; the GETs it started go on
-(and a failed one is reported to the partition's next read), so the client's
-next Fetch finds the chunks in memory. A cold read that reaches the local log
+read cut short answers empty for its partition and carries on in the
+background (a failed GET is reported to the partition's next read), so the
+client's next Fetch finds the chunks in memory. A cold read that reaches the local log
 start continues from the local log in the same response, so a consumer crosses
 the tier boundary with no gap and no duplicate.
 
@@ -140,38 +142,76 @@ class _FetchPass:
         loop = asyncio.get_running_loop()
         remote_wait = self.node.config.get("remote.fetch.max.wait.ms") / 1000
         self.cold_deadline = max(self.deadline, loop.time() + remote_wait)
-        pending = {asyncio.ensure_future(self._read_one_cold(*job)) for job in self._cold}
-        # The first wait lets every cold read start (find its chunks in memory or set
-        # their GETs going) and one finish; after that, only min_bytes keeps us waiting.
-        _, pending = await asyncio.wait(pending, timeout=max(self.cold_deadline - loop.time(), 0),
-                                        return_when=asyncio.FIRST_COMPLETED)
+        # Partitions whose chunks are in memory (read ahead) are served right here.
+        waiting = [job for job in self._cold if not self._read_cold_from_memory(*job)]
+        if not waiting:
+            return
+        pending = {asyncio.ensure_future(self._read_one_cold(*job)) for job in waiting}
+        if self.size >= max(self.req.min_bytes, 1):
+            # min_bytes are in already: only let the other reads start (set their GETs
+            # going, for the client's next Fetch) before answering.
+            await asyncio.sleep(0)
+            pending = {task for task in pending if not task.done()}
+        else:
+            # The first wait lets every cold read start (find its chunks in memory or set
+            # their GETs going) and one finish; after that, only min_bytes keeps us waiting.
+            _, pending = await asyncio.wait(pending, timeout=max(self.cold_deadline - loop.time(), 0),
+                                            return_when=asyncio.FIRST_COMPLETED)
         while pending and self.size < self.req.min_bytes and (remaining := self.cold_deadline - loop.time()) > 0:
             _, pending = await asyncio.wait(pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _read_one_cold(self, partition, fp, out: dict, limit: int, first: bool) -> None:
-        plog = partition.log
-        tier = self.node.tiering.tier_of(partition.tier_ref)
-        manifest = tier.manifest if tier is not None else None
+    def _read_cold_from_memory(self, partition, fp, out: dict, limit: int, first: bool) -> bool:
+        """Serve a cold partition now if it needs no wait (see `read_from_memory`);
+        False when it does."""
+        manifest = self._cold_manifest(partition, out)
         if manifest is None:
-            # The remote range is known (remembered from before a restart) but the
-            # manifest has not loaded yet: retriable, so the consumer keeps its position.
-            out["error_code"] = errors.KafkaStorageError.code
+            return True
+        upper_bound = partition.log.log_start_offset
+        try:
+            read = self.node.remote_reader.read_from_memory(
+                partition.topic.name, partition.index, manifest, fp.fetch_offset, limit,
+                upper_bound=upper_bound, min_one_batch=first,
+                enough=max(self.req.min_bytes, 1), defer=self.ctx.after_response.append)
+        except RemoteReadError as exc:
+            _cold_error(out, exc)
+            return True
+        if read is None:
+            return False
+        self._add_cold(partition, out, limit, read, upper_bound)
+        return True
+
+    async def _read_one_cold(self, partition, fp, out: dict, limit: int, first: bool) -> None:
+        manifest = self._cold_manifest(partition, out)
+        if manifest is None:
             return
-        upper_bound = plog.log_start_offset
+        upper_bound = partition.log.log_start_offset
         try:
             read = await self.node.remote_reader.read(
                 partition.topic.name, partition.index, manifest, fp.fetch_offset, limit,
                 upper_bound=upper_bound, min_one_batch=first, deadline=self.cold_deadline,
                 enough=max(self.req.min_bytes, 1), defer=self.ctx.after_response.append)
         except RemoteReadError as exc:
-            # Corrupt data is never served; clients surface this error. An unreachable
-            # store is retriable: clients back off and fetch again.
-            out["error_code"] = (errors.UnknownServerError.code if exc.corrupt
-                                 else errors.KafkaStorageError.code)
+            _cold_error(out, exc)
             return
+        self._add_cold(partition, out, limit, read, upper_bound)
+
+    def _cold_manifest(self, partition, out: dict):
+        """The partition's manifest; None (with the error set) when it is not loaded."""
+        tier = self.node.tiering.tier_of(partition.tier_ref)
+        manifest = tier.manifest if tier is not None else None
+        if manifest is None:
+            # The remote range is known (remembered from before a restart) but the
+            # manifest has not loaded yet: retriable, so the consumer keeps its position.
+            out["error_code"] = errors.KafkaStorageError.code
+        return manifest
+
+    def _add_cold(self, partition, out: dict, limit: int, read, upper_bound: int) -> None:
+        """Add a cold read's batches; one that reached `upper_bound` (the local log start
+        when it began) continues in the local log."""
+        plog = partition.log
         pieces = [read.records] if read.records else []
         if read.next_offset >= upper_bound and len(read.records) < limit:
             # The cold read reached the local log: continue there in the same answer.
@@ -182,6 +222,12 @@ class _FetchPass:
             if local is not None and local.records:
                 pieces.append(local.records)
         self._add(partition, out, pieces if len(pieces) > 1 else (pieces[0] if pieces else b""))
+
+
+def _cold_error(out: dict, exc: RemoteReadError) -> None:
+    # Corrupt data is never served; clients surface this error. An unreachable
+    # store is retriable: clients back off and fetch again.
+    out["error_code"] = errors.UnknownServerError.code if exc.corrupt else errors.KafkaStorageError.code
 
 
 def _topic_error(fetch_topic, exc):

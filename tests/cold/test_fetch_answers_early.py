@@ -74,3 +74,35 @@ def test_a_slow_get_of_one_partition_does_not_hold_up_another(moto_server, proxy
             break
     served = cold.decode_records(records)
     assert served == [(r.offset, r.key, r.value, r.headers, r.timestamp) for r in produced[1][:len(served)]]
+
+
+def test_a_fetch_served_from_memory_still_sets_the_other_partitions_gets_going(
+        moto_server, start_cold_broker, cold):
+    """Partition 0's chunk is in memory, partition 1 was never read: a Fetch of both is
+    answered at once with partition 0's data (partition 1 empty), and partition 1's
+    GETs are on their way all the same, so the client's next Fetch finds its chunk
+    in memory."""
+    broker = start_cold_broker(moto=moto_server, overrides={"remote.log.reader.prefetch.enable": "false"})
+    topic = "served-from-memory"
+    broker.create_topic(topic, cold.topic_configs("none"), PARTITIONS)
+    produced = {p: broker.produce(topic, p, 48 * 1024) for p in range(PARTITIONS)}
+    broker.wait_until_remote_only(topic, PARTITIONS, share=0.3)
+
+    def gets() -> float:
+        return broker.metrics().total("tierbroker_remote_get_requests_total")
+
+    error, records = broker.fetch(topic, 0, 0, max_bytes=1024)
+    assert error == 0 and records
+    before = gets()
+    answers = broker.fetch_many(topic, {0: 0, 1: 0}, max_wait_ms=30_000, partition_max_bytes=1024)
+    assert answers[0] == (0, records)
+    assert answers[1] == (0, b"")
+    deadline = time.monotonic() + 30
+    while gets() < before + 1:  # partition 1's first chunk (the count leaves out segment metas)
+        assert time.monotonic() < deadline, "partition 1's GETs never went out"
+        time.sleep(0.05)
+    error, records = broker.fetch(topic, 1, 0, max_bytes=1024, max_wait_ms=0)
+    served = cold.decode_records(records)
+    assert error == 0 and served
+    assert served == [(r.offset, r.key, r.value, r.headers, r.timestamp) for r in produced[1][:len(served)]]
+    assert gets() == before + 1  # served from what those GETs brought in

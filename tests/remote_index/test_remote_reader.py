@@ -314,6 +314,42 @@ def test_a_read_holding_enough_bytes_does_not_wait_for_the_next_chunks_get(log):
     run(body())
 
 
+def test_a_read_from_memory_answers_only_what_needs_no_wait(log):
+    """`read_from_memory` serves what is hydrated, exactly as `read` would, and answers
+    None, having started no GET and kept no slot, when it would have to wait: for a
+    segment meta, for its first chunk, or for a reader slot."""
+    chunks = log.segments[0].meta.chunks
+    first, second = chunks[0], chunks[1]
+
+    async def body():
+        reader = new_reader(log, prefetch=False, concurrency=1)
+
+        def from_memory(offset, enough=1):
+            return reader.read_from_memory(TOPIC, 0, log.manifest, offset, 1 << 20, upper_bound=log.next_offset,
+                                           min_one_batch=True, enough=enough)
+
+        assert from_memory(0) is None  # the meta is not loaded
+        assert log.store.faults.calls["get"] == 0 and not reader._prefetches
+        requests = counter(reader.metrics.fetch_requests, TOPIC)
+        result = await read(reader, log, 0, first.length)  # meta and chunk 0 into memory
+        assert bytes(result.records) == log.bytes_from(0)[:first.length]
+        gets = log.store.faults.calls["get"]
+
+        served = from_memory(0)  # chunk 0 in memory, chunk 1 not: what is there, at once
+        assert bytes(served.records) == bytes(result.records) and served.next_offset == result.next_offset
+        assert from_memory(second.first_offset) is None  # its first chunk is not in memory
+        assert from_memory(0, enough=None) is None  # must read on into chunk 1
+        assert log.store.faults.calls["get"] == gets
+        assert counter(reader.metrics.fetch_requests, TOPIC) == requests + 2
+
+        await reader._slots.acquire()  # every reader slot taken
+        assert from_memory(0) is None
+        reader._slots.release()
+        assert from_memory(0) is not None and not reader._slots.locked()
+        await reader.close()
+    run(body())
+
+
 # -- prefetch and warm-up ------------------------------------------------------------------------
 
 

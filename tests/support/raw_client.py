@@ -15,10 +15,16 @@ from broker.protocol.messages import BY_NAME
 
 
 class RawClient:
-    def __init__(self, bootstrap: str, timeout: float = 10.0):
+    """One connection. With `reuse_buffer`, every response is read into one buffer
+    kept for the connection's life (as librdkafka reads), and what `request` and
+    `read_frame` return refers into it: valid until the next response is read.
+    Without, each response is fresh bytes."""
+
+    def __init__(self, bootstrap: str, timeout: float = 10.0, *, reuse_buffer: bool = False):
         host, port = bootstrap.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
         self.correlation_id = 0
+        self._buffer = bytearray() if reuse_buffer else None
 
     def close(self) -> None:
         self.sock.close()
@@ -32,9 +38,20 @@ class RawClient:
     def send_raw(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def read_frame(self) -> bytes:
+    def read_frame(self) -> bytes | memoryview:
         size = struct.unpack(">i", self._read_exactly(4))[0]
-        return self._read_exactly(size)
+        if self._buffer is None:
+            return self._read_exactly(size)
+        if len(self._buffer) < size:
+            self._buffer = bytearray(size)
+        view = memoryview(self._buffer)[:size]
+        got = 0
+        while got < size:
+            n = self.sock.recv_into(view[got:])
+            if not n:
+                raise ConnectionError("broker closed the connection")
+            got += n
+        return view
 
     def _read_exactly(self, n: int) -> bytes:
         chunks = []
