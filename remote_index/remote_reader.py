@@ -17,10 +17,12 @@ first chunk that is not in memory yet rather than wait for its GET: the client
 gets what is there at once, and the chunk is read-ahead's to fetch (or the
 client's next Fetch's, with prefetch off).
 
-Sequential readers are detected per partition (a read starting where the last
-one ended) and get the next chunks hydrated ahead of them, across segment
-boundaries: one chunk at first, doubling with each sequential read up to
-`prefetch_chunks`, and never more than `prefetch_bytes` of not-yet-read
+Readers are followed per partition and get the next chunks hydrated ahead of
+them, across segment boundaries: one chunk after a read at a new position
+(Kafka consumers read on from where they start, and with a bucket's first-byte
+latency a reader that waited for a second read to prove itself sequential
+would catch up with its read-ahead), doubling with each read that starts where
+the last one ended (a sequential read) up to `prefetch_chunks`, and never more than `prefetch_bytes` of not-yet-read
 prefetched data broker-wide. Each reader reads ahead one GET at a time, nearest
 chunk first: the chunk it needs next never shares its bandwidth with chunks it
 needs later, and readers take turns at the global bound instead of the first
@@ -374,7 +376,7 @@ class RemoteLogReader:
         if state is not None and state.next_offset == offset:
             state.window = min(max(1, state.window * 2), self.settings.prefetch_chunks)
         else:
-            state = _ReaderState(end_offset)
+            state = _ReaderState(end_offset, window=min(1, self.settings.prefetch_chunks))
         state.next_offset = end_offset
         state.manifest, state.upper_bound = manifest, upper_bound
         if last is not None:

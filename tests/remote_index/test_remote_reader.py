@@ -457,6 +457,26 @@ def test_a_deferred_read_ahead_starts_only_when_its_caller_says(log):
     run(body())
 
 
+def test_a_read_at_a_new_position_reads_one_chunk_ahead_and_a_sequential_one_more(log):
+    """The first read of a reader (a new position) gets the next chunk read ahead at
+    once; a read that continues where the last ended widens the window."""
+    chunks = log.segments[0].meta.chunks
+    key = log.segments[0].segment.data_key
+
+    async def body():
+        reader = new_reader(log, prefetch_chunks=4)
+        first = await read(reader, log, 0, chunks[0].length)  # chunk 0 exactly
+        assert first.next_offset == chunks[1].first_offset
+        await settle(reader)
+        assert [i for i in range(len(chunks)) if reader.cache.cached((key, i))] == [0, 1]
+        assert reader.cache.cached((key, 1)).prefetched
+        await read(reader, log, first.next_offset, chunks[1].length)  # sequential: window 2
+        await settle(reader)
+        assert [i for i in range(len(chunks)) if reader.cache.cached((key, i))] == [0, 1, 2, 3]
+        await reader.close()
+    run(body())
+
+
 def test_a_full_sequential_replay_fetches_each_chunk_once(log):
     chunks = sum(len(s.meta.chunks) for s in log.segments)
 
