@@ -22,8 +22,8 @@ them, across segment boundaries: one chunk after a read at a new position
 (Kafka consumers read on from where they start, and with a bucket's first-byte
 latency a reader that waited for a second read to prove itself sequential
 would catch up with its read-ahead), doubling with each read that starts where
-the last one ended (a sequential read) up to `prefetch_chunks`, and never more than `prefetch_bytes` of not-yet-read
-prefetched data broker-wide. Each reader reads ahead one GET at a time, nearest
+the last one ended (a sequential read) up to `prefetch_chunks`, and never more
+than `prefetch_bytes` of not-yet-read prefetched data broker-wide. Each reader reads ahead one GET at a time, nearest
 chunk first: the chunk it needs next never shares its bandwidth with chunks it
 needs later, and readers take turns at the global bound instead of the first
 one filling it. Prefetch only takes pool space that is free or held by chunks
@@ -158,7 +158,8 @@ class RemoteLogReader:
                          defer: Callable[[Callable[[], None]], None] | None = None) -> RemoteRead | None:
         """`read`, answered now if it needs nothing that is not in memory (a reader slot
         free, the segment metas loaded, the chunks hydrated, up to `enough` bytes);
-        None, having changed nothing, when it would have to wait.
+        None when it would have to wait, having taken and started nothing (no slot
+        held, no chunk pinned, no GET).
 
         So a Fetch serves read-ahead chunks in the same step of the event loop: run as
         a task of its own, each cold partition's read would cost the Fetch a few more

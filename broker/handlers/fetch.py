@@ -8,19 +8,20 @@ the connection as file regions and leaves by sendfile.
 
 Offsets below the local log start offset but inside the remote tier are read
 from the bucket (cold reads, `remote_index.remote_reader`). A cold partition
-whose chunks are in memory (read ahead) is served at once; the others' reads run
-concurrently. The Fetch waits for the first of them to finish (unless those
-served at once hold `min_bytes` already: then the others only get to start their
-GETs), then only while fewer than `min_bytes` are in (Kafka's rule), and never past the request's max
-wait (or `remote.fetch.max.wait.ms`, which cold reads always get): the hot
-partitions of a mixed Fetch are not held up longer than that, and one
-partition's GET does not hold up data another partition already has. A cold
-read holding `min_bytes` does not wait for its next chunk's GET either. A cold
-read cut short answers empty for its partition and carries on in the
-background (a failed GET is reported to the partition's next read), so the
-client's next Fetch finds the chunks in memory. A cold read that reaches the local log
-start continues from the local log in the same response, so a consumer crosses
-the tier boundary with no gap and no duplicate.
+whose chunks are in memory (read ahead) is served at once; the others' reads
+run concurrently. The Fetch waits for the first of them to finish (unless those
+served at once hold `min_bytes` already: then the others only get to start
+their GETs), then only while fewer than `min_bytes` are in (Kafka's rule), and
+never past the request's max wait (or `remote.fetch.max.wait.ms`, which cold
+reads always get): the hot partitions of a mixed Fetch are not held up longer
+than that, and one partition's GET does not hold up data another partition
+already has. A cold read holding `min_bytes` does not wait for its next chunk's
+GET either. A cold read cut short answers empty for its partition and carries
+on in the background (a failed GET is reported to the partition's next read),
+so the client's next Fetch finds the chunks in memory. A cold read that reaches
+the local log start continues from the local log in the same response, so a
+consumer crosses the tier boundary with no gap and no duplicate. The read-ahead
+a Fetch sets off starts once its response is sent (`after_response`).
 
 When fewer than `min_bytes` are available the request waits, up to `max_wait_ms`,
 and is woken by any append to (or range change of) a partition it reads.
