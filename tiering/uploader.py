@@ -200,7 +200,7 @@ class SegmentUploader:
             return meta, meta_bytes, body
 
         meta, meta_bytes, body = await asyncio.to_thread(encode)
-        await self.bucket.acquire(meta.object_bytes + len(meta_bytes))
+        await self.bucket.acquire(body_size(body))
         await self._retry("put", lambda: self.store.put(entry.data_key, body))
         return meta, meta_bytes
 

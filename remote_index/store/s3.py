@@ -160,12 +160,8 @@ class S3Store(ObjectStore):
                 extra["IfNoneMatch"] = "*"
             elif await self.head(key) is not None:  # best effort, not atomic
                 raise PreconditionFailed("object exists", key)
-        if isinstance(data, io.BytesIO):
-            # Passed as is: botocore would wrap bytes in a BytesIO that shares them,
-            # and aiohttp's first look at its buffer would copy the whole object.
-            data.seek(0)
         with _errors("put", key):
-            resp = await client.put_object(Bucket=self.bucket, Key=full, Body=data, **extra)
+            resp = await client.put_object(Bucket=self.bucket, Key=full, Body=_rewound(data), **extra)
         return ObjectInfo(key, body_size(data), _etag(resp))
 
     async def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
@@ -285,11 +281,9 @@ class S3Store(ObjectStore):
     async def upload_part(self, upload: MultipartUpload, number: int, data: Body) -> CompletedPart:
         full = self._full(upload.key)
         client = await self._get_client()
-        if isinstance(data, io.BytesIO):
-            data.seek(0)  # as in `put`
         with _errors("upload_part", upload.key):
             resp = await client.upload_part(Bucket=self.bucket, Key=full, UploadId=upload.upload_id,
-                                            PartNumber=number, Body=data)
+                                            PartNumber=number, Body=_rewound(data))
         # The ETag goes back to CompleteMultipartUpload exactly as the server sent it.
         return CompletedPart(number, resp["ETag"], body_size(data))
 
@@ -384,6 +378,15 @@ class S3Store(ObjectStore):
 
 
 _shared_loader: Any = None
+
+
+def _rewound(body: Body) -> Body:
+    """A body for botocore: a stream is passed as is, from its start (botocore would
+    wrap bytes in a BytesIO that shares them, and aiohttp's first look at its buffer
+    would copy the whole object); a retry of the same stream starts over."""
+    if isinstance(body, io.BytesIO):
+        body.seek(0)
+    return body
 
 
 def _new_session() -> Any:
