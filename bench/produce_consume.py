@@ -6,9 +6,11 @@ tierbroker process, beside a raw loopback TCP baseline measured in the same run.
 Targets (issue 2): with 100 KiB records, produce >= 50% and consume >= 50% of
 the raw baseline.
 
-Each case runs `--trials` times on a fresh topic and reports the median, and the
-baseline is the median of as many raw runs: on a shared 2-core VM single runs
-vary by 2x. Each produce phase starts right after a page-cache warm-up (see
+Each case runs `--trials` times on a fresh topic and reports the median. The
+baseline is the median of raw runs interleaved with the trials (one before each
+trial and one at the end): on a shared 2-core VM single runs vary by 2x, and the
+raw rate drifts within minutes (seen here: 1.5 to 2.9 GB/s), so a baseline
+measured only up front can belong to a different machine than the trials. Each produce phase starts right after a page-cache warm-up (see
 `warm_memory`), so the broker writes into recycled pages as a broker that has
 been running does. The clients are configured as long-running ones are: the
 producer's queue is bounded (`produce_bytes`), and a consumer's Fetch responses
@@ -82,26 +84,32 @@ def main() -> None:
     total = args.mib << 20
     broker = start_broker()
     raw_runs = []
-    for _ in range(args.trials):
+
+    def raw_run() -> None:
         warm_memory(broker.data_dir, total)
         raw_runs.append(raw_tcp_mb_per_s(total))
-    raw = statistics.median(raw_runs)
+
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    rows = []
-    ratios: dict[tuple[int, str], tuple[float, float]] = {}
+    cases: dict[tuple[int, str], list[tuple[float, float]]] = {}
     try:
         for record_size in (1024, 100 * 1024):
             for acks in ("1", "all"):
-                runs = [trial(broker, admin, f"bench-{record_size}-{acks}-{n}", record_size, acks, total)
-                        for n in range(args.trials)]
-                p = statistics.median(r[0] for r in runs)
-                c = statistics.median(r[1] for r in runs)
-                rows.append([f"{record_size // 1024} KiB", acks, f"{p:.0f}", spread(r[0] for r in runs),
-                             f"{100 * p / raw:.0f}%", f"{c:.0f}", spread(r[1] for r in runs),
-                             f"{100 * c / raw:.0f}%"])
-                ratios[(record_size, acks)] = (p / raw, c / raw)
+                runs = cases[(record_size, acks)] = []
+                for n in range(args.trials):
+                    raw_run()
+                    runs.append(trial(broker, admin, f"bench-{record_size}-{acks}-{n}", record_size, acks, total))
+        raw_run()
     finally:
         broker.stop()
+    raw = statistics.median(raw_runs)
+    rows = []
+    ratios: dict[tuple[int, str], tuple[float, float]] = {}
+    for (record_size, acks), runs in cases.items():
+        p = statistics.median(r[0] for r in runs)
+        c = statistics.median(r[1] for r in runs)
+        rows.append([f"{record_size // 1024} KiB", acks, f"{p:.0f}", spread(r[0] for r in runs),
+                     f"{100 * p / raw:.0f}%", f"{c:.0f}", spread(r[1] for r in runs), f"{100 * c / raw:.0f}%"])
+        ratios[(record_size, acks)] = (p / raw, c / raw)
     print_table(f"tierbroker produce/consume, {args.mib} MiB per run, median of {args.trials} runs; "
                 f"raw loopback TCP = {raw:.0f} MB/s (runs {spread(raw_runs)})",
                 ["record", "acks", "produce MB/s", "range", "of raw", "consume MB/s", "range", "of raw"], rows)
