@@ -12,9 +12,12 @@ the manifest writes off the data path.
   order, each write carrying every attempt sent since the last one. In a
   backlog it lets sent segments wait for company (up to `FINISH_BATCH` of them,
   at most `FINISH_LINGER_S`), so the manifest is rewritten once per few
-  segments rather than once per segment; the run's end commits at once. A
-  segment counts as uploaded (metrics, the log's remote range, local
-  retention) only once that write lands.
+  segments rather than once per segment. It waits only while the next segment
+  is expected in time (the last one took as long to arrive as it will): when
+  segments come slowly (a rate limit, a slow bucket, a trickle of rolls) each
+  is committed at once, as lingering would delay it and save no write. The
+  run's end commits at once. A segment counts as uploaded (metrics, the log's
+  remote range, local retention) only once that write lands.
 
 When the run stops early (a failure, a rollback), what was sent is still
 committed if the bucket allows, and attempts started but never finished stay
@@ -34,7 +37,7 @@ from .uploader import SegmentUploader, UploadAttempt, UploadContext
 
 START_BATCH = 16
 FINISH_BATCH = 4  # COPY_FINISHED entries that make a write at once
-FINISH_LINGER_S = 0.25  # longest a sent segment waits for others to share its write
+FINISH_LINGER_S = 0.75  # longest a sent segment waits for others to share its write
 
 Finished = list[tuple[UploadAttempt, RemoteSegment]]
 OnCommitted = Callable[[], None]
@@ -42,8 +45,9 @@ OnCommitted = Callable[[], None]
 
 class FinishCommitter:
     """Commits COPY_FINISHED entries in the order they are added, batching those
-    that queue up while a write is in flight or while the first of them lingers.
-    A failed write stops it; `add` and `close` then raise that failure."""
+    that queue up while a write is in flight or while the first of them lingers
+    for the next (see the module docstring). A failed write stops it; `add` and
+    `close` then raise that failure."""
 
     def __init__(self, uploader: SegmentUploader, ctx: UploadContext, manifests: ManifestStore,
                  on_committed: OnCommitted):
@@ -52,13 +56,17 @@ class FinishCommitter:
         self._manifests = manifests
         self._on_committed = on_committed
         self._ready: Finished = []
+        self._next_expected = 0.0  # loop time the segment after the last added should arrive
         self._wakeup = asyncio.Event()
         self._closing = False
         self._task = asyncio.create_task(self._run())
 
-    def add(self, attempt: UploadAttempt, finished: RemoteSegment) -> None:
+    def add(self, attempt: UploadAttempt, finished: RemoteSegment, took_s: float) -> None:
+        """`finished` was sent `took_s` after the run turned to it: the next one
+        is expected as long after this."""
         self.raise_failure()
         self._ready.append((attempt, finished))
+        self._next_expected = asyncio.get_running_loop().time() + took_s
         self._wakeup.set()
 
     def raise_failure(self) -> None:
@@ -81,10 +89,11 @@ class FinishCommitter:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._ready:
-                # Linger while more segments are on their way (a backlog): one write then
-                # covers several, and the manifest is rewritten less often.
+                # Linger while the next segment is due before the linger ends (a
+                # backlog): one write then covers several.
                 until = loop.time() + FINISH_LINGER_S
-                while not self._closing and len(self._ready) < FINISH_BATCH and loop.time() < until:
+                while (not self._closing and len(self._ready) < FINISH_BATCH
+                       and loop.time() < until and self._next_expected <= until):
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._wakeup.wait(), until - loop.time())
                     self._wakeup.clear()
@@ -116,6 +125,7 @@ class UploadRun:
         self.working_on: int | None = None
 
     async def run(self, upload_slots) -> None:
+        loop = asyncio.get_running_loop()
         committer = FinishCommitter(self.uploader, self.ctx, self.manifests, self.on_committed)
         pending: list[UploadAttempt] = []  # started, objects not sent yet
         after = None
@@ -129,10 +139,11 @@ class UploadRun:
                     attempt = pending.pop(0)
                     after = attempt.segment.next_offset
                     self.working_on = attempt.segment.base_offset
+                    turned_to = loop.time()
                     async with upload_slots:
                         committer.raise_failure()
                         finished = await self.uploader.send(self.ctx, self.manifests, attempt, self.policy)
-                    committer.add(attempt, finished)
+                    committer.add(attempt, finished, took_s=loop.time() - turned_to)
             except Exception:
                 with contextlib.suppress(Exception):
                     await committer.close()  # keep what was sent before the failure
