@@ -10,12 +10,14 @@ Each case runs `--trials` times on a fresh topic and reports the median. The
 baseline is the median of raw runs interleaved with the trials (one before each
 trial and one at the end): on a shared 2-core VM single runs vary by 2x, and the
 raw rate drifts within minutes (seen here: 1.5 to 2.9 GB/s), so a baseline
-measured only up front can belong to a different machine than the trials. Each produce phase starts right after a page-cache warm-up (see
-`warm_memory`), so the broker writes into recycled pages as a broker that has
-been running does. The clients are configured as long-running ones are: the
-producer's queue is bounded (`produce_bytes`), and a consumer's Fetch responses
-stay below glibc's 32 MiB mmap ceiling, so librdkafka reuses its heap instead of
-faulting in fresh pages for every response.
+measured only up front can belong to a different machine than the trials.
+
+Each produce phase starts right after a page-cache warm-up (see `warm_memory`),
+so the broker writes into recycled pages as a broker that has been running
+does. The clients are configured as long-running ones are: the producer's queue
+is bounded (`produce_bytes`), and a consumer's Fetch responses stay below
+glibc's 32 MiB mmap ceiling, so librdkafka reuses its heap instead of faulting
+in fresh pages for every response.
 """
 
 from __future__ import annotations
