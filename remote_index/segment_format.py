@@ -440,20 +440,26 @@ def meta_size_hint(size_bytes: int, chunk_bytes: int, offset_index: bytes, time_
     return 4 * (len(offset_index) + len(time_index)) // 3 + 512 * chunks + 4096
 
 
-def joined_stream(pieces: list[bytes | memoryview], room: int = 0) -> io.BytesIO:
-    """`pieces` back to back in a new stream positioned at its end, in one buffer
+def joined_stream(pieces: list[bytes | memoryview], room: int = 0,
+                  reuse: io.BytesIO | None = None) -> io.BytesIO:
+    """`pieces` back to back in a stream positioned at its end, in one buffer
     with `room` bytes to spare: the one copy of a part or an object on its way to
-    a store (see `store.base.Body`)."""
-    stream = _stream_with_room(sum(len(piece) for piece in pieces), room)
+    a store (see `store.base.Body`). `reuse`: as for `_stream_with_room`."""
+    stream = _stream_with_room(sum(len(piece) for piece in pieces), room, reuse)
     stream.writelines(pieces)
     return stream
 
 
-def _stream_with_room(length: int, room: int) -> io.BytesIO:
-    """A stream of `length` zero bytes, positioned at 0, whose buffer holds
+def _stream_with_room(length: int, room: int, reuse: io.BytesIO | None = None) -> io.BytesIO:
+    """A stream of `length` bytes, positioned at 0, whose buffer holds
     `length + room`: shortening a BytesIO keeps its buffer unless it shrinks
-    below half, so the room survives the truncate."""
-    stream = io.BytesIO()
+    below half, so the room survives the truncate.
+
+    A new stream holds zero bytes. `reuse`, a stream of an object already sent,
+    is taken over instead: its buffer is kept (only what it grows by is zeroed,
+    and no fresh memory is touched), and its first `length` bytes are stale, for
+    the caller to overwrite every one of them."""
+    stream = io.BytesIO() if reuse is None else reuse
     stream.seek(length + room - 1)
     stream.write(b"\0")
     stream.truncate(length)
@@ -541,11 +547,12 @@ class SegmentEncoder:
     def done(self) -> bool:
         return self._position >= self.size
 
-    def encode_all(self, trailer_room: int = 0) -> io.BytesIO:
-        """Every remaining chunk, as the data object's bytes from here on, in a new
+    def encode_all(self, trailer_room: int = 0, reuse: io.BytesIO | None = None) -> io.BytesIO:
+        """Every remaining chunk, as the data object's bytes from here on, in a
         stream positioned at its end, whose buffer has `trailer_room` bytes to
         spare behind them: the caller appends the meta trailer there without the
-        buffer moving (see `meta_size_hint`).
+        buffer moving (see `meta_size_hint`). `reuse`: a stream of an object
+        already sent, whose buffer this one takes over (see `_stream_with_room`).
 
         The stream owns its buffer, so a store can take views of it instead of
         copying it. With no compression, encoding from the segment's first byte in
@@ -553,7 +560,7 @@ class SegmentEncoder:
         cut and checked in place: the object is the one read of the file.
         Otherwise the stored chunks are cut first and then copied in once."""
         if self._position == 0 and self.compression == "none" and self.window_bytes >= self.size:
-            stream = _stream_with_room(self.size, trailer_room)
+            stream = _stream_with_room(self.size, trailer_room, reuse)
             view = stream.getbuffer()
             self._read_into(view)
             self._window, self._window_start = view, 0
@@ -568,7 +575,7 @@ class SegmentEncoder:
         pieces = []
         while (item := self.next_chunk()) is not None:
             pieces.append(item[0])
-        return joined_stream(pieces, trailer_room)
+        return joined_stream(pieces, trailer_room, reuse)
 
     def _read_into(self, view: memoryview) -> None:
         """Fill `view` with the file's first len(view) bytes."""

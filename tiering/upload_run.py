@@ -125,6 +125,10 @@ class UploadRun:
         self.working_on: int | None = None
 
     async def run(self, upload_slots) -> None:
+        with self.uploader.running():
+            await self._run(upload_slots)
+
+    async def _run(self, upload_slots) -> None:
         loop = asyncio.get_running_loop()
         committer = FinishCommitter(self.uploader, self.ctx, self.manifests, self.on_committed)
         pending: list[UploadAttempt] = []  # started, objects not sent yet

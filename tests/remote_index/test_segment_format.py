@@ -110,6 +110,28 @@ def test_whole_segment_read_in_place_is_the_object():
     assert b"".join(decode_chunk(stored_chunk(obj, e), e, "none") for e in meta.chunks) == segment
 
 
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_encode_all_into_the_stream_of_an_object_already_sent(tmp_path, compression):
+    """The uploader hands the stream of its last object back for the next: the new
+    object takes it over, whether smaller or larger, and holds nothing of the old
+    one (every stale byte is overwritten, and the trailer follows the new end)."""
+    big = build_segment([(5000, 2, NOW + i) for i in range(12)], random_values=True)
+    small = build_segment([(900, 1, NOW + i) for i in range(5)], 100, random_values=True)
+    path = tmp_path / "s.log"
+    stream = None
+    for segment in (big, small, big):
+        reference, _ = encode_at_once(segment, compression=compression, chunk_bytes=8000,
+                                      window_bytes=len(segment))
+        path.write_bytes(segment)
+        with SegmentEncoder(path, len(segment), compression=compression, chunk_bytes=8000,
+                            window_bytes=len(segment)) as encoder:
+            out = encoder.encode_all(64, reuse=stream)
+        assert stream is None or out is stream
+        out.write(b"trailer")
+        assert out.getvalue() == reference + b"trailer"
+        stream = out
+
+
 @pytest.mark.parametrize("chunk_bytes", [700, 4000, 50_000])
 def test_meta_fits_the_room_hinted_for_it(tmp_path, chunk_bytes):
     """The uploader reserves `meta_size_hint` bytes behind the object so appending

@@ -26,6 +26,7 @@ from broker.protocol.records import validate_batches  # noqa: E402
 from remote_index.keys import DATA_SUFFIX, parse_manifest_key  # noqa: E402
 from remote_index.manifest import PartitionManifest  # noqa: E402
 from remote_index.rate_limit import UNLIMITED, TokenBucket  # noqa: E402
+from remote_index.segment_format import SegmentMeta, decode_chunk  # noqa: E402
 from remote_index.segment_state import RemoteSegmentState as State  # noqa: E402
 from remote_index.store import LocalDirectoryStore, StoreError  # noqa: E402
 from tiering.metrics import TieringMetrics  # noqa: E402
@@ -50,6 +51,7 @@ class RecordingStore(LocalDirectoryStore):
         self.manifest_puts = 0
         self.on_manifest_put = None
         self.data_puts = 0
+        self.data_bodies = []  # what each data write was given
         self.on_data_put = None
         self.fail_data_put: int | None = None
 
@@ -60,6 +62,7 @@ class RecordingStore(LocalDirectoryStore):
                 self.on_manifest_put()
         if key.endswith(DATA_SUFFIX):
             self.data_puts += 1
+            self.data_bodies.append(data)
             if self.data_puts == self.fail_data_put:
                 raise StoreError("injected failure", key)
             info = await super().put(key, data, if_none_match=if_none_match)
@@ -121,6 +124,28 @@ def test_a_run_of_uploads_starts_them_in_one_write_and_finishes_them_behind_the_
     # the last ones when the run ends. Per segment it was two writes once.
     assert store.manifest_puts == 1 + -(-5 // upload_run.FINISH_BATCH) and manifest.version == store.manifest_puts
     assert not tier.needs_gc and tier.last_error is None
+
+
+def test_a_run_reuses_the_buffers_of_sent_objects_and_holds_none_after(tmp_path, plog):
+    """Each object goes out in the buffer of the one sent before it (no fresh memory
+    to zero and fault in), every object still decodes to its local segment, and
+    once the run is over the uploader keeps no buffer."""
+    fill(plog, 3)
+    tier, uploader, store = make_tier(tmp_path, plog)
+    asyncio.run(tier.run_pass(uploader, asyncio.Semaphore(1)))
+    first, *later = store.data_bodies
+    assert len(later) == 2 and all(body is first for body in later)
+    assert len(uploader.spare_streams) == 0
+
+    async def remote_data(entry) -> bytes:
+        obj = await store.get(entry.data_key)
+        meta = SegmentMeta.from_bytes(obj[entry.object_bytes:entry.object_bytes + entry.meta_bytes],
+                                      expected_crc32c=entry.meta_crc32c)
+        return b"".join(decode_chunk(obj[c.object_offset:c.object_end], c, meta.compression) for c in meta.chunks)
+
+    assert len(tier.manifest.segments) == 3
+    for entry, local in zip(tier.manifest.segments, plog.segments[:3], strict=True):
+        assert asyncio.run(remote_data(entry)) == local.path.read_bytes()
 
 
 def test_a_pass_stopped_between_uploads_leaves_the_started_attempts_to_gc(tmp_path, plog):

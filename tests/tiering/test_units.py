@@ -1,10 +1,12 @@
 """Unit tests of the write side's pure parts: retention decisions (tiering/retention.py),
-the shared token bucket on a fake clock (remote_index/rate_limit.py), and retries with
-backoff and jitter (tiering/retry.py)."""
+the shared token bucket on a fake clock (remote_index/rate_limit.py), retries with
+backoff and jitter (tiering/retry.py), and the uploader's spare streams
+(tiering/uploader.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import random
 import types
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from remote_index.store import StoreError, TransientStoreError
 from tiering import retry as retry_module
 from tiering.retention import local_segments_to_delete, remote_segments_to_delete
 from tiering.retry import Backoff, retrying
+from tiering.uploader import SpareStreams
 
 NOW = 1_800_000_000_000
 HOUR = 3_600_000
@@ -282,3 +285,47 @@ def test_retrying_does_not_retry_permanent_errors(recorded_sleeps):
     with pytest.raises(ValueError):
         asyncio.run(retrying(broken, Backoff(attempts=5)))
     assert len(calls) == 2 and recorded_sleeps == []
+
+
+# ---------------------------------------------------------------------------
+# Spare streams
+
+
+def _sent(size: int = 1000) -> io.BytesIO:
+    stream = io.BytesIO(bytes(size))
+    stream.seek(size // 2)  # wherever the last reader left it
+    return stream
+
+
+def test_spare_streams_keep_up_to_their_limit_and_hand_them_back():
+    spares = SpareStreams(limit=2)
+    kept = [_sent(), _sent()]
+    for stream in [*kept, _sent()]:
+        spares.give(stream)
+    assert len(spares) == 2
+    taken = [spares.take(), spares.take()]
+    assert sorted(map(id, taken)) == sorted(map(id, kept))
+    assert all(s.getbuffer().nbytes == 1000 for s in taken)  # nothing cut off
+    assert spares.take() is None
+
+
+def test_spare_streams_refuse_one_still_lent_out_or_closed():
+    spares = SpareStreams(limit=4)
+    lent = _sent()
+    view = lent.getbuffer()
+    spares.give(lent)
+    closed = _sent()
+    closed.close()
+    spares.give(closed)
+    assert len(spares) == 0
+    view.release()
+    spares.give(lent)
+    assert spares.take() is lent
+
+
+def test_spare_streams_clear_drops_them_all():
+    spares = SpareStreams(limit=4)
+    spares.give(_sent())
+    spares.give(_sent())
+    spares.clear()
+    assert len(spares) == 0 and spares.take() is None
