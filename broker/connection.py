@@ -10,7 +10,8 @@ which back-pressures a fast producer.
 Frames are received with `BufferedProtocol`: the kernel copies a large request
 straight into the bytearray that becomes the frame, so a produced record set is
 never copied between the socket and the log (its memoryview is writable, and
-the log assigns offsets in place).
+the log assigns offsets in place). Large frames come from the server's
+`FramePool` and go back to it once their request is done.
 
 A frame whose size is negative, tiny or beyond `socket.request.max.bytes`, or
 whose header cannot be read, closes the connection (as Kafka does); everything
@@ -28,6 +29,7 @@ import logging
 import os
 
 from .dispatch import Dispatcher, UnreadableRequest
+from .frame_pool import FramePool
 from .protocol.primitives import FileRegion
 
 log = logging.getLogger("broker.connection")
@@ -41,9 +43,10 @@ SCRATCH_BYTES = 64 * 1024
 class Connection(asyncio.BufferedProtocol):
     """The protocol object asyncio drives for one client socket."""
 
-    def __init__(self, dispatcher: Dispatcher, max_request_bytes: int, on_closed=None):
+    def __init__(self, dispatcher: Dispatcher, max_request_bytes: int, frame_pool: FramePool, on_closed=None):
         self.dispatcher = dispatcher
         self.max_request_bytes = max_request_bytes
+        self.frame_pool = frame_pool
         self.on_closed = on_closed
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -79,7 +82,7 @@ class Connection(asyncio.BufferedProtocol):
             self._frame_have += nbytes
             if self._frame_have == len(self._frame):
                 frame, self._frame = self._frame, None
-                self._deliver(frame)
+                self._deliver(frame, pooled=True)
             return
         self._scratch_len += nbytes
         self._split_scratch()
@@ -124,7 +127,7 @@ class Connection(asyncio.BufferedProtocol):
                 start += 4 + size
                 continue
             if size > SCRATCH_BYTES - 4:
-                self._frame = bytearray(size)
+                self._frame = self.frame_pool.take(size)
                 self._frame[:available] = buf[start + 4:end]
                 self._frame_have = available
                 start = end
@@ -134,7 +137,7 @@ class Connection(asyncio.BufferedProtocol):
             buf[:remaining] = buf[start:end]
             self._scratch_len = remaining
 
-    def _deliver(self, frame: bytearray) -> None:
+    def _deliver(self, frame: bytearray, pooled: bool = False) -> None:
         if not self._reading:
             return
         try:
@@ -143,7 +146,10 @@ class Connection(asyncio.BufferedProtocol):
             log.warning("closing connection from %s: %s", self.peer, exc)
             self._hang_up()
             return
-        self._pending.append(asyncio.ensure_future(work))
+        task = asyncio.ensure_future(work)
+        if pooled:
+            task.add_done_callback(lambda _: self.frame_pool.give(frame))
+        self._pending.append(task)
         self._pending_changed.set()
         if len(self._pending) >= MAX_IN_FLIGHT and not self._read_paused:
             self._read_paused = True

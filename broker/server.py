@@ -29,6 +29,7 @@ from .admin_http import AdminHttpServer
 from .config import BrokerConfig
 from .connection import Connection
 from .dispatch import Dispatcher
+from .frame_pool import FramePool
 from .groups import GroupCoordinator, GroupSettings, OffsetStore
 from .metrics import BrokerMetrics
 from .node import BrokerNode, Endpoint
@@ -40,6 +41,8 @@ from .topics.store import METADATA_DIR
 log = logging.getLogger("broker.server")
 
 DRAIN_TIMEOUT_S = 30.0
+# Spare request-frame buffers kept for reuse, across all connections.
+FRAME_POOL_BYTES = 32 << 20
 RECOVERY_POINT_INTERVAL_S = 10.0
 
 
@@ -50,6 +53,7 @@ class Server:
         self._servers: list[asyncio.base_events.Server] = []
         self._admin_http: AdminHttpServer | None = None
         self._connections: set[Connection] = set()
+        self._frame_pool = FramePool(FRAME_POOL_BYTES)
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         self._started = asyncio.Event()
@@ -186,7 +190,7 @@ class Server:
     # -- connections -------------------------------------------------------------
 
     def _new_connection(self, dispatcher: Dispatcher, max_request: int) -> Connection:
-        conn = Connection(dispatcher, max_request, on_closed=self._connections.discard)
+        conn = Connection(dispatcher, max_request, self._frame_pool, on_closed=self._connections.discard)
         if self._stop.is_set():
             conn.stop_reading()
         self._connections.add(conn)

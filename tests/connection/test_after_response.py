@@ -14,6 +14,7 @@ import socket
 
 from broker.connection import Connection
 from broker.dispatch import Answer
+from broker.frame_pool import FramePool
 
 RESPONSE_BYTES = 4 << 20  # more than the socket takes at once: the write drains
 # The most a sent response can still have in flight (socket buffer, doubled by the
@@ -39,7 +40,7 @@ async def serve(dispatcher) -> tuple[Connection, socket.socket]:
     ours, theirs = socket.socketpair()
     ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)  # bounds what is in flight
     loop = asyncio.get_running_loop()
-    _, connection = await loop.create_connection(lambda: Connection(dispatcher, 1 << 20), sock=ours)
+    _, connection = await loop.create_connection(lambda: Connection(dispatcher, 1 << 20, FramePool(1 << 20)), sock=ours)
     theirs.setblocking(False)
     return connection, theirs
 
