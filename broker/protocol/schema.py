@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,56 +60,60 @@ class Versions:
 
 
 class Type(abc.ABC):
-    """A scalar wire type. `read`/`write` take whether the version is flexible."""
+    """A scalar wire type. `reader`/`writer` return its codec for one encoding:
+    flexible (compact) or not, nullable or not."""
 
     name = "?"
     default: Any = None
 
     @abc.abstractmethod
-    def read(self, r: Reader, flexible: bool, nullable: bool): ...
+    def reader(self, flexible: bool, nullable: bool) -> Callable[[Reader], Any]: ...
 
     @abc.abstractmethod
-    def write(self, w: Writer, value, flexible: bool, nullable: bool) -> None: ...
+    def writer(self, flexible: bool, nullable: bool) -> Callable[[Writer, Any], None]: ...
 
     def __repr__(self) -> str:
         return self.name
 
 
 class _Fixed(Type):
-    def __init__(self, name: str, default, reader: str):
+    def __init__(self, name: str, default, method: str):
         self.name = name
         self.default = default
-        self._method = reader
+        self._method = method
 
-    def read(self, r, flexible, nullable):
-        return getattr(r, self._method)()
+    def reader(self, flexible, nullable):
+        return getattr(Reader, self._method)
 
-    def write(self, w, value, flexible, nullable):
-        getattr(w, self._method)(value)
+    def writer(self, flexible, nullable):
+        return getattr(Writer, self._method)
 
 
 class _Uuid(Type):
     name = "uuid"
     default = ZERO_UUID
 
-    def read(self, r, flexible, nullable):
-        return r.uuid()
+    def reader(self, flexible, nullable):
+        return Reader.uuid
 
-    def write(self, w, value, flexible, nullable):
-        w.uuid(value)
+    def writer(self, flexible, nullable):
+        return Writer.uuid
 
 
 class _String(Type):
     name = "string"
     default = ""
 
-    def read(self, r, flexible, nullable):
-        return r.compact_string(nullable) if flexible else r.string(nullable)
+    def reader(self, flexible, nullable):
+        read = Reader.compact_string if flexible else Reader.string
+        return lambda r: read(r, nullable)
 
-    def write(self, w, value, flexible, nullable):
-        if value is None and not nullable:
-            raise ValueError("null string in a non-nullable field")
-        w.string(value, flexible)
+    def writer(self, flexible, nullable):
+        def write(w, value):
+            if value is None and not nullable:
+                raise ValueError("null string in a non-nullable field")
+            w.string(value, flexible)
+        return write
 
 
 class _Bytes(Type):
@@ -118,13 +123,16 @@ class _Bytes(Type):
         self.name = name
         self.default = b""
 
-    def read(self, r, flexible, nullable):
-        return r.compact_bytes(nullable) if flexible else r.bytes_(nullable)
+    def reader(self, flexible, nullable):
+        read = Reader.compact_bytes if flexible else Reader.bytes_
+        return lambda r: read(r, nullable)
 
-    def write(self, w, value, flexible, nullable):
-        if value is None and not nullable:
-            raise ValueError("null bytes in a non-nullable field")
-        w.bytes_(value, flexible)
+    def writer(self, flexible, nullable):
+        def write(w, value):
+            if value is None and not nullable:
+                raise ValueError("null bytes in a non-nullable field")
+            w.bytes_(value, flexible)
+        return write
 
 
 INT8 = _Fixed("int8", 0, "int8")
@@ -200,106 +208,175 @@ def _default_for(f: Field, version: int):
     return f.type.default
 
 
-def _read_value(r: Reader, type_, version: int, flexible: bool, nullable: bool):
+# -- compiled codecs ----------------------------------------------------------------
+#
+# What decoding or encoding a field list at one version does (which fields are
+# present, each one's reader or writer, defaults) is decided once, on first use,
+# and kept: a Produce request is decoded about a thousand times a second.
+# Keyed by the field list's id; the plan holds the list, so the id stays its own.
+
+
+@dataclass(frozen=True)
+class _FieldCodec:
+    name: str
+    code: Callable | None  # reader or writer; None: the field is absent at this version
+    default: Any
+    fresh_list: bool  # the default is an empty list, a new one each time
+    tag: int | None = None
+
+    def default_value(self):
+        return [] if self.fresh_list else self.default
+
+
+@dataclass(frozen=True)
+class _Plan:
+    fields: list[Field]
+    untagged: tuple[_FieldCodec, ...]
+    tagged: tuple[_FieldCodec, ...]  # present at this version, by tag
+    tagged_defaults: tuple[_FieldCodec, ...]  # every tagged field (read side only)
+
+
+_READ_PLANS: dict[tuple[int, int, bool], _Plan] = {}
+_WRITE_PLANS: dict[tuple[int, int, bool], _Plan] = {}
+
+
+def _codec(f: Field, version: int, code) -> _FieldCodec:
+    default = _default_for(f, version)
+    fresh = isinstance(default, list) and not default and f.default is None
+    return _FieldCodec(f.name, code, None if fresh else default, fresh, f.tag)
+
+
+def _read_plan(fields: list[Field], version: int, flexible: bool) -> _Plan:
+    key = (id(fields), version, flexible)
+    plan = _READ_PLANS.get(key)
+    if plan is None:
+        untagged, tagged, tagged_defaults = [], [], []
+        for f in fields:
+            reader = _reader(f.type, version, flexible, version in f.nullable) if f.present_in(version) else None
+            if f.tag is None:
+                untagged.append(_codec(f, version, reader))
+            else:
+                tagged_defaults.append(_codec(f, version, None))
+                if reader is not None:
+                    tagged.append(_codec(f, version, reader))
+        plan = _READ_PLANS[key] = _Plan(fields, tuple(untagged), tuple(tagged), tuple(tagged_defaults))
+    return plan
+
+
+def _write_plan(fields: list[Field], version: int, flexible: bool) -> _Plan:
+    key = (id(fields), version, flexible)
+    plan = _WRITE_PLANS.get(key)
+    if plan is None:
+        untagged, tagged = [], []
+        for f in fields:
+            if not f.present_in(version):
+                continue
+            codec = _codec(f, version, _writer(f.type, version, flexible, version in f.nullable))
+            (untagged if f.tag is None else tagged).append(codec)
+        tagged.sort(key=lambda c: c.tag)
+        plan = _WRITE_PLANS[key] = _Plan(fields, tuple(untagged), tuple(tagged), ())
+    return plan
+
+
+def _reader(type_, version: int, flexible: bool, nullable: bool) -> Callable[[Reader], Any]:
     if isinstance(type_, Array):
-        n = r.array_length(flexible, nullable)
-        if n is None:
-            return None
         element = type_.element
-        if isinstance(element, list):
-            return [read_struct(r, element, version, flexible) for _ in range(n)]
-        return [element.read(r, flexible, False) for _ in range(n)]
+        read_element = (_struct_reader(element, version, flexible) if isinstance(element, list)
+                        else element.reader(flexible, False))
+
+        def read_array(r):
+            n = r.array_length(flexible, nullable)
+            if n is None:
+                return None
+            return [read_element(r) for _ in range(n)]
+        return read_array
     if isinstance(type_, list):
-        if nullable and r.int8() < 0:
-            return None
-        return read_struct(r, type_, version, flexible)
-    return type_.read(r, flexible, nullable)
+        read_struct_value = _struct_reader(type_, version, flexible)
+        if not nullable:
+            return read_struct_value
+        return lambda r: None if r.int8() < 0 else read_struct_value(r)
+    return type_.reader(flexible, nullable)
+
+
+def _struct_reader(fields: list[Field], version: int, flexible: bool) -> Callable[[Reader], Struct]:
+    return lambda r: read_struct(r, fields, version, flexible)
+
+
+def _writer(type_, version: int, flexible: bool, nullable: bool) -> Callable[[Writer, Any], None]:
+    if isinstance(type_, Array):
+        element = type_.element
+        write_element = (_struct_writer(element, version, flexible) if isinstance(element, list)
+                         else element.writer(flexible, False))
+
+        def write_array(w, value):
+            if value is None:
+                if not nullable:
+                    raise ValueError("null array in a non-nullable field")
+                w.array_length(None, flexible)
+                return
+            w.array_length(len(value), flexible)
+            for item in value:
+                write_element(w, item)
+        return write_array
+    if isinstance(type_, list):
+        write_struct_value = _struct_writer(type_, version, flexible)
+
+        def write_struct_field(w, value):
+            # A nullable struct is preceded by int8 -1 (null) or 1 (present).
+            if nullable:
+                w.int8(-1 if value is None else 1)
+                if value is None:
+                    return
+            write_struct_value(w, value if value is not None else {})
+        return write_struct_field
+    return type_.writer(flexible, nullable)
+
+
+def _struct_writer(fields: list[Field], version: int, flexible: bool) -> Callable[[Writer, Any], None]:
+    return lambda w, value: write_struct(w, fields, value, version, flexible)
 
 
 def read_struct(r: Reader, fields: list[Field], version: int, flexible: bool) -> Struct:
+    plan = _read_plan(fields, version, flexible)
     out = Struct()
-    tagged = None
-    for f in fields:
-        if f.tag is not None:
-            if tagged is None:
-                tagged = {}
-            tagged[f.tag] = f
-            continue
-        if f.present_in(version):
-            out[f.name] = _read_value(r, f.type, version, flexible, version in f.nullable)
-        else:
-            out[f.name] = _default_for(f, version)
-    if tagged:
-        for f in tagged.values():
-            out[f.name] = _default_for(f, version)
+    for c in plan.untagged:
+        out[c.name] = c.code(r) if c.code is not None else c.default_value()
+    for c in plan.tagged_defaults:
+        out[c.name] = c.default_value()
     if flexible:
         for _ in range(r.uvarint()):
             tag = r.uvarint()
             size = r.uvarint()
-            f = tagged.get(tag) if tagged else None
-            if f is not None and f.present_in(version):
+            c = next((c for c in plan.tagged if c.tag == tag), None)
+            if c is not None:
                 sub = Reader(r.buf, r.pos, r.pos + size)
                 r.raw(size)
-                out[f.name] = _read_value(sub, f.type, version, flexible, version in f.nullable)
+                out[c.name] = c.code(sub)
             else:
                 r.raw(size)  # unknown tags are skipped, as the protocol requires
     return out
 
 
-def _write_value(w: Writer, type_, value, version: int, flexible: bool, nullable: bool) -> None:
-    if isinstance(type_, Array):
-        if value is None:
-            if not nullable:
-                raise ValueError("null array in a non-nullable field")
-            w.array_length(None, flexible)
-            return
-        w.array_length(len(value), flexible)
-        element = type_.element
-        if isinstance(element, list):
-            for item in value:
-                write_struct(w, element, item, version, flexible)
-        else:
-            for item in value:
-                element.write(w, item, flexible, False)
-        return
-    if isinstance(type_, list):
-        # A nullable struct is preceded by int8 -1 (null) or 1 (present).
-        if nullable:
-            w.int8(-1 if value is None else 1)
-            if value is None:
-                return
-        write_struct(w, type_, value if value is not None else {}, version, flexible)
-        return
-    type_.write(w, value, flexible, nullable)
-
-
 def write_struct(w: Writer, fields: list[Field], value, version: int, flexible: bool) -> None:
+    plan = _write_plan(fields, version, flexible)
     get = value.get if isinstance(value, dict) else (lambda k, d=None: getattr(value, k, d))
-    tagged = []
-    for f in fields:
-        if not f.present_in(version):
-            continue
-        if f.tag is not None:
-            tagged.append(f)
-            continue
-        v = get(f.name, None)
-        if v is None:
-            v = _default_for(f, version)
-        _write_value(w, f.type, v, version, flexible, version in f.nullable)
+    for c in plan.untagged:
+        v = get(c.name, None)
+        c.code(w, c.default_value() if v is None else v)
     if not flexible:
         return
     present = []
-    for f in sorted(tagged, key=lambda f: f.tag):
-        v = get(f.name, None)
-        if v is None or v == _default_for(f, version):
+    for c in plan.tagged:
+        v = get(c.name, None)
+        if v is None or v == c.default_value():
             continue
-        present.append((f, v))
+        present.append((c, v))
     w.uvarint(len(present))
-    for f, v in present:
+    for c, v in present:
         sub = Writer()
-        _write_value(sub, f.type, v, version, flexible, version in f.nullable)
+        c.code(sub, v)
         data = b"".join(bytes(p) for p in sub.finish())
-        w.uvarint(f.tag)
+        w.uvarint(c.tag)
         w.uvarint(len(data))
         w.raw(data)
 
