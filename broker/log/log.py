@@ -238,6 +238,7 @@ class PartitionLog:
                 active = self._segments[-1]
                 active.time_index.maybe_append(active.max_timestamp, active.offset_of_max_timestamp, force=True)
                 active.write_indexes()
+                active.release_reserved()
                 self._sync_all()
                 self.recovery_point = self.log_end_offset
                 self._write_checkpoint()

@@ -39,6 +39,7 @@ from .config import LogConfig
 from .errors import CorruptSegmentError
 from .files import DELETED_SUFFIX, index_path, log_path, time_index_path, write_all
 from .offset_index import OffsetIndex
+from .preallocate import RESERVE_AHEAD_BYTES, release_reserved, reserve_space
 from .time_index import TimeIndex
 
 logger = logging.getLogger("broker.log")
@@ -69,6 +70,7 @@ class Segment:
         "rolling_base_ms",
         "roll_jitter_ms",
         "synced_size",
+        "reserved_end",
         "unsynced_files",
         "sealed",
         "closed",
@@ -90,6 +92,7 @@ class Segment:
         self.rolling_base_ms: int | None = None  # wall clock of the first append; time-based roll counts from it
         self.roll_jitter_ms = roll_jitter_ms
         self.synced_size = size  # bytes of the .log known to be fsync'd
+        self.reserved_end = size  # blocks may be reserved up to here (see preallocate.py)
         self.unsynced_files: list[int] = []  # index files written but not yet fsync'd (fds we own)
         self.sealed = False
         self.closed = False
@@ -104,7 +107,11 @@ class Segment:
     @classmethod
     def open_existing(cls, directory: Path, base_offset: int, config: LogConfig, roll_jitter_ms: int = 0) -> "Segment":
         fd = os.open(log_path(directory, base_offset), os.O_RDWR | os.O_CLOEXEC)
-        return cls(directory, base_offset, fd, os.fstat(fd).st_size, config, roll_jitter_ms)
+        stat = os.fstat(fd)
+        segment = cls(directory, base_offset, fd, stat.st_size, config, roll_jitter_ms)
+        # A crash can leave blocks reserved past the end; sealing hands them back.
+        segment.reserved_end = max(stat.st_size, stat.st_blocks * 512)
+        return segment
 
     def close(self) -> None:
         if self.closed:
@@ -147,6 +154,10 @@ class Segment:
         """Write batches whose header positions are relative to `buf` at the end of the file."""
         position = self.size
         size = len(buf)
+        end = position + size
+        if end > self.reserved_end:
+            self.reserved_end = end + max(RESERVE_AHEAD_BYTES, size)
+            reserve_space(self.fd, position, self.reserved_end - position)
         written = os.pwrite(self.fd, buf, position)
         if written != size:  # short write (rare): finish it
             write_all(self.fd, memoryview(buf)[written:], position + written)
@@ -154,7 +165,7 @@ class Segment:
             self.rolling_base_ms = now_ms
         for header in headers:
             self.index_batch(header, position + header.position)
-        self.size = position + size
+        self.size = end
 
     def index_batch(self, header: BatchHeader, position: int) -> None:
         """Account one batch at `position`: largest timestamp, and index entries every interval.
@@ -190,10 +201,17 @@ class Segment:
             self.write_indexes()
 
     def seal(self) -> None:
-        """The segment stops being active: final time-index entry, index files written."""
+        """The segment stops being active: final time-index entry, index files
+        written, reserved blocks handed back."""
         self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp, force=True)
         self.write_indexes()
+        self.release_reserved()
         self.sealed = True
+
+    def release_reserved(self) -> None:
+        if self.reserved_end > self.size:
+            release_reserved(self.fd, self.size)
+            self.reserved_end = self.size
 
     def write_indexes(self) -> None:
         """Rewrite the index files that differ from memory; they await fsync in `unsynced_files`."""
@@ -217,8 +235,9 @@ class Segment:
         return self.synced_size < self.size or bool(self.unsynced_files)
 
     def truncate(self, size: int) -> None:
-        os.ftruncate(self.fd, size)
+        os.ftruncate(self.fd, size)  # also frees any blocks reserved past `size`
         self.size = size
+        self.reserved_end = size
         self.synced_size = min(self.synced_size, size)
 
     # -- reading ---------------------------------------------------------------------
