@@ -112,10 +112,12 @@ class Connection(asyncio.BufferedProtocol):
     # -- reading -------------------------------------------------------------------
 
     def _split_scratch(self) -> None:
-        """Cut whole frames out of the scratch buffer; start filling a large one in place."""
-        buf, start, end = self._scratch, 0, self._scratch_len
+        """Cut whole frames out of the scratch buffer; start filling a large one in place.
+
+        Bytes move through views of the scratch: each is copied once, into its frame."""
+        view, start, end = self._scratch_view, 0, self._scratch_len
         while self._reading and end - start >= 4:
-            size = int.from_bytes(buf[start:start + 4], "big", signed=True)
+            size = int.from_bytes(view[start:start + 4], "big", signed=True)
             if size < MIN_FRAME or size > self.max_request_bytes:
                 log.warning("closing connection from %s: frame size %d is outside [%d, %d] "
                             "(socket.request.max.bytes)", self.peer, size, MIN_FRAME, self.max_request_bytes)
@@ -123,18 +125,18 @@ class Connection(asyncio.BufferedProtocol):
                 return
             available = end - start - 4
             if available >= size:
-                self._deliver(bytearray(buf[start + 4:start + 4 + size]))
+                self._deliver(bytearray(view[start + 4:start + 4 + size]))
                 start += 4 + size
                 continue
             if size > SCRATCH_BYTES - 4:
                 self._frame = self.frame_pool.take(size)
-                self._frame[:available] = buf[start + 4:end]
+                self._frame[:available] = view[start + 4:end]
                 self._frame_have = available
                 start = end
             break
         if start:
             remaining = end - start
-            buf[:remaining] = buf[start:end]
+            view[:remaining] = view[start:end]  # memoryview copies overlapping ranges safely
             self._scratch_len = remaining
 
     def _deliver(self, frame: bytearray, pooled: bool = False) -> None:
@@ -188,7 +190,8 @@ class Connection(asyncio.BufferedProtocol):
                 self._hang_up()
                 return
             finally:
-                self._pending.popleft()
+                if self._pending and self._pending[0] is task:  # a lost connection already emptied it
+                    self._pending.popleft()
                 if self._read_paused and len(self._pending) < MAX_IN_FLIGHT // 2 and self._reading:
                     self._read_paused = False
                     self.transport.resume_reading()
