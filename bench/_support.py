@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.broker import BrokerProcess  # noqa: E402
+from tests.support.broker import BrokerProcess, free_port  # noqa: E402
 
 CHUNK = 1 << 20
 
@@ -99,8 +99,6 @@ class MotoProcess:
     def __init__(self, first_byte_ms: float = 0) -> None:
         """`first_byte_ms` > 0: every request waits that long before its answer
         starts, as from a real bucket (see `_moto_latency.py`)."""
-        from tests.support.broker import free_port
-
         self.port = free_port()
         self.first_byte_ms = first_byte_ms
         self.proc: subprocess.Popen | None = None

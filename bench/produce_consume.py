@@ -6,6 +6,12 @@ tierbroker process, beside a raw loopback TCP baseline measured in the same run.
 Targets (issue 2): with 100 KiB records, produce >= 50% and consume >= 50% of
 the raw baseline.
 
+Beside them, the producer's own ceiling: the same producer into a sink that
+reads and acknowledges Produce requests and does nothing else with them (see
+`_produce_sink.py`), measured after each 100 KiB acks=1 trial. On a 2-core
+machine the client and the broker share the CPUs, so the client's own cost
+bounds what any broker can reach here.
+
 Each case runs `--trials` times on a fresh topic and reports the median. The
 baseline is the median of raw runs interleaved with the trials (one before each
 trial and one at the end): on a shared 2-core VM single runs vary by 2x, and the
@@ -26,6 +32,7 @@ import argparse
 import statistics
 import time
 
+from _produce_sink import ProduceSink
 from _support import (
     print_table,
     produce_bytes,
@@ -85,7 +92,17 @@ def main() -> None:
     args = parser.parse_args()
     total = args.mib << 20
     broker = start_broker()
+    sink = ProduceSink()
+    sink_broker = start_broker({"advertised.listeners": sink.listener})
+    sink.upstream_port = sink_broker.port
+    sink_admin = AdminClient({"bootstrap.servers": sink_broker.bootstrap})
     raw_runs = []
+    ceiling_runs = []
+
+    def ceiling_run(n: int) -> None:
+        topic = f"ceiling-{n}"
+        sink_admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result()
+        ceiling_runs.append(produce_bytes(sink.bootstrap, topic, PARTITIONS, total, 100 * 1024, acks="1"))
 
     def raw_run() -> None:
         warm_memory(broker.data_dir, total)
@@ -100,9 +117,13 @@ def main() -> None:
                 for n in range(args.trials):
                     raw_run()
                     runs.append(trial(broker, admin, f"bench-{record_size}-{acks}-{n}", record_size, acks, total))
+                    if (record_size, acks) == (100 * 1024, "1"):
+                        ceiling_run(n)
         raw_run()
     finally:
         broker.stop()
+        sink_broker.stop()
+        sink.close()
     raw = statistics.median(raw_runs)
     rows = []
     ratios: dict[tuple[int, str], tuple[float, float]] = {}
@@ -115,6 +136,9 @@ def main() -> None:
     print_table(f"tierbroker produce/consume, {args.mib} MiB per run, median of {args.trials} runs; "
                 f"raw loopback TCP = {raw:.0f} MB/s (runs {spread(raw_runs)})",
                 ["record", "acks", "produce MB/s", "range", "of raw", "consume MB/s", "range", "of raw"], rows)
+    ceiling = statistics.median(ceiling_runs)
+    print(f"producer ceiling, 100 KiB records, acks=1 (into a sink that reads and acknowledges, nothing "
+          f"more): {ceiling:.0f} MB/s ({spread(ceiling_runs)}) = {100 * ceiling / raw:.0f}% of raw")
     produce_ratio, consume_ratio = ratios[(100 * 1024, "1")]
     for what, ratio in (("produce", produce_ratio), ("consume", consume_ratio)):
         verdict = "PASS" if ratio >= TARGET else "FAIL"

@@ -1,0 +1,98 @@
+"""The producer's own ceiling: a stand-in broker that answers Produce requests
+and does nothing else with them.
+
+Each Produce request is read into one reused buffer, decoded, and acknowledged
+(offset 0 for every partition): no CRC check, no write. Every other request
+(ApiVersions, Metadata, ...) is passed to a real broker that advertises the
+sink's address, so clients find their way back here. Producing through the sink
+measures what the client library itself costs on this host, which no broker can
+beat: on a 2-core machine the client and the broker share the CPUs.
+
+One thread per connection, requests answered one at a time, in order.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+from _support import free_port  # first: it puts the repository on sys.path
+
+from broker.protocol.framing import encode_response, parse_request
+from broker.protocol.messages import SCHEMAS
+
+PRODUCE = 0
+
+
+class ProduceSink:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.upstream_port: int | None = None  # the real broker's, set before clients connect
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def listener(self) -> str:
+        """The advertised.listeners value the real broker must use."""
+        return f"PLAINTEXT://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        buffer = bytearray(1 << 20)
+        with client, socket.create_connection(("127.0.0.1", self.upstream_port)) as upstream:
+            try:
+                while True:
+                    size = int.from_bytes(_read(client, bytearray(4)), "big")
+                    if size > len(buffer):
+                        buffer = bytearray(size)
+                    frame = memoryview(buffer)[:size]
+                    _read(client, frame)
+                    request = parse_request(frame)
+                    if request.header.api_key == PRODUCE:
+                        response = _acknowledge(request)
+                    else:
+                        upstream.sendall(size.to_bytes(4, "big") + frame)
+                        length = _read(upstream, bytearray(4))
+                        response = [length, _read(upstream, bytearray(int.from_bytes(length, "big")))]
+                    if response:
+                        client.sendall(b"".join(bytes(part) for part in response))
+            except (EOFError, OSError):
+                return
+
+
+def _acknowledge(request) -> list | None:
+    header = request.header
+    body = SCHEMAS[PRODUCE].decode_request(request.body_reader, header.api_version)
+    if body.acks == 0:
+        return None
+    answer = {"responses": [
+        {"name": topic.name, "partition_responses": [
+            {"index": p.index, "base_offset": 0, "log_append_time_ms": -1, "log_start_offset": 0}
+            for p in topic.partition_data]}
+        for topic in body.topic_data]}
+    return encode_response(SCHEMAS[PRODUCE], header.api_version, header.correlation_id, answer)
+
+
+def _read(sock: socket.socket, buffer) -> bytearray | memoryview:
+    view = memoryview(buffer)
+    got = 0
+    while got < len(view):
+        n = sock.recv_into(view[got:])
+        if not n:
+            raise EOFError
+        got += n
+    return buffer
