@@ -100,39 +100,47 @@ class _Uuid(Type):
         return Writer.uuid
 
 
-class _String(Type):
-    name = "string"
-    default = ""
+class _LengthPrefixed(Type):
+    """Strings and bytes: a length (int16 / int32, or a compact uvarint in
+    flexible versions), then the data; a null is a length of -1."""
+
+    what = "?"
+    read_plain = read_compact = write_value = None  # set as staticmethods by each kind
 
     def reader(self, flexible, nullable):
-        read = Reader.compact_string if flexible else Reader.string
+        read = self.read_compact if flexible else self.read_plain
         return lambda r: read(r, nullable)
 
     def writer(self, flexible, nullable):
+        write_value, what = self.write_value, self.what
+
         def write(w, value):
             if value is None and not nullable:
-                raise ValueError("null string in a non-nullable field")
-            w.string(value, flexible)
+                raise ValueError(f"null {what} in a non-nullable field")
+            write_value(w, value, flexible)
         return write
 
 
-class _Bytes(Type):
+class _String(_LengthPrefixed):
+    name = "string"
+    default = ""
+    what = "string"
+    read_plain = staticmethod(Reader.string)
+    read_compact = staticmethod(Reader.compact_string)
+    write_value = staticmethod(Writer.string)
+
+
+class _Bytes(_LengthPrefixed):
     """Opaque bytes; `records` is the same encoding, kept apart for readability."""
+
+    what = "bytes"
+    read_plain = staticmethod(Reader.bytes_)
+    read_compact = staticmethod(Reader.compact_bytes)
+    write_value = staticmethod(Writer.bytes_)
 
     def __init__(self, name: str):
         self.name = name
         self.default = b""
-
-    def reader(self, flexible, nullable):
-        read = Reader.compact_bytes if flexible else Reader.bytes_
-        return lambda r: read(r, nullable)
-
-    def writer(self, flexible, nullable):
-        def write(w, value):
-            if value is None and not nullable:
-                raise ValueError("null bytes in a non-nullable field")
-            w.bytes_(value, flexible)
-        return write
 
 
 INT8 = _Fixed("int8", 0, "int8")
