@@ -33,13 +33,13 @@ class FramePool:
 
     def take(self, size: int) -> bytearray:
         """A bytearray of exactly `size` bytes, of unspecified content."""
-        best = None
+        best, best_capacity = None, None
         for index, spare in enumerate(self._spares):
             capacity = spare.__alloc__()
             # Resizing within the allocation, and not below half of it, only
             # moves the end (CPython's bytearray), so it neither copies nor frees.
-            if size < capacity <= 2 * size and (best is None or capacity < self._spares[best].__alloc__()):
-                best = index
+            if size < capacity <= 2 * size and (best is None or capacity < best_capacity):
+                best, best_capacity = index, capacity
         if best is None:
             frame = bytearray(size + size // HEADROOM_DIVISOR)
             del frame[size:]

@@ -16,7 +16,6 @@ go on without reservations; a full disk shows up in the write itself, as before.
 from __future__ import annotations
 
 import ctypes
-import os
 
 FALLOC_FL_KEEP_SIZE = 0x01
 # Reserve at least this much past the end of each append.
@@ -43,8 +42,3 @@ def reserve_space(fd: int, offset: int, length: int) -> None:
     reservation, which comes once per `RESERVE_AHEAD_BYTES` or so of appends."""
     if _fallocate is not None:
         _fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, length)
-
-
-def release_reserved(fd: int, size: int) -> None:
-    """Hand back blocks reserved past `size`, the file's size."""
-    os.ftruncate(fd, size)

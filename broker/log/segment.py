@@ -39,7 +39,7 @@ from .config import LogConfig
 from .errors import CorruptSegmentError
 from .files import DELETED_SUFFIX, index_path, log_path, time_index_path, write_all
 from .offset_index import OffsetIndex
-from .preallocate import RESERVE_AHEAD_BYTES, release_reserved, reserve_space
+from .preallocate import RESERVE_AHEAD_BYTES, reserve_space
 from .time_index import TimeIndex
 
 logger = logging.getLogger("broker.log")
@@ -210,7 +210,7 @@ class Segment:
 
     def release_reserved(self) -> None:
         if self.reserved_end > self.size:
-            release_reserved(self.fd, self.size)
+            os.ftruncate(self.fd, self.size)  # truncating to its own size frees what lies past it
             self.reserved_end = self.size
 
     def write_indexes(self) -> None:
