@@ -6,9 +6,9 @@ tierbroker process, beside a raw loopback TCP baseline measured in the same run.
 Targets (issue 2): with 100 KiB records, produce >= 50% and consume >= 50% of
 the raw baseline.
 
-Beside them, the producer's own ceiling: the same producer into a sink that
-reads and acknowledges Produce requests and does nothing else with them (see
-`_produce_sink.py`), measured after each 100 KiB acks=1 trial. On a 2-core
+Beside them, the producer's own ceiling: the same producer into a sink process
+that reads and acknowledges Produce requests and does nothing else with them
+(see `_produce_sink.py`), measured after each 100 KiB acks=1 trial. On a 2-core
 machine the client and the broker share the CPUs, so the client's own cost
 bounds what any broker can reach here.
 
@@ -32,7 +32,7 @@ import argparse
 import statistics
 import time
 
-from _produce_sink import ProduceSink
+from _produce_sink import SinkProcess
 from _support import (
     print_table,
     produce_bytes,
@@ -92,17 +92,20 @@ def main() -> None:
     args = parser.parse_args()
     total = args.mib << 20
     broker = start_broker()
-    sink = ProduceSink()
+    sink = SinkProcess()
     sink_broker = start_broker({"advertised.listeners": sink.listener})
-    sink.upstream_port = sink_broker.port
     sink_admin = AdminClient({"bootstrap.servers": sink_broker.bootstrap})
     raw_runs = []
     ceiling_runs = []
 
     def ceiling_run(n: int) -> None:
-        topic = f"ceiling-{n}"
-        sink_admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result()
-        ceiling_runs.append(produce_bytes(sink.bootstrap, topic, PARTITIONS, total, 100 * 1024, acks="1"))
+        sink.start(sink_broker.port)
+        try:
+            topic = f"ceiling-{n}"
+            sink_admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result()
+            ceiling_runs.append(produce_bytes(sink.bootstrap, topic, PARTITIONS, total, 100 * 1024, acks="1"))
+        finally:
+            sink.stop()
 
     def raw_run() -> None:
         warm_memory(broker.data_dir, total)
@@ -123,7 +126,7 @@ def main() -> None:
     finally:
         broker.stop()
         sink_broker.stop()
-        sink.close()
+        sink.stop()
     raw = statistics.median(raw_runs)
     rows = []
     ratios: dict[tuple[int, str], tuple[float, float]] = {}

@@ -39,7 +39,7 @@ from .config import LogConfig
 from .errors import CorruptSegmentError
 from .files import DELETED_SUFFIX, index_path, log_path, time_index_path, write_all
 from .offset_index import OffsetIndex
-from .preallocate import RESERVE_AHEAD_BYTES, reserve_space
+from .preallocate import reserve_ahead, reserve_space
 from .time_index import TimeIndex
 
 logger = logging.getLogger("broker.log")
@@ -156,7 +156,7 @@ class Segment:
         size = len(buf)
         end = position + size
         if end > self.reserved_end:
-            self.reserved_end = end + max(RESERVE_AHEAD_BYTES, size)
+            self.reserved_end = end + reserve_ahead(size)
             reserve_space(self.fd, position, self.reserved_end - position)
         written = os.pwrite(self.fd, buf, position)
         if written != size:  # short write (rare): finish it

@@ -11,7 +11,13 @@ import pytest
 from log_helpers import append_sized, crash, read_all
 
 from broker.log import LogConfig
-from broker.log.preallocate import RESERVE_AHEAD_BYTES, reserve_space
+from broker.log.preallocate import (
+    RESERVE_AHEAD_APPENDS,
+    RESERVE_AHEAD_BYTES,
+    RESERVE_AHEAD_MAX_BYTES,
+    reserve_ahead,
+    reserve_space,
+)
 
 BATCH = 100_000
 
@@ -46,6 +52,29 @@ def test_appends_reserve_ahead_without_changing_the_file_size(reservable, open_l
     assert os.path.getsize(path) == 3 * BATCH
     assert allocated(path) >= 3 * BATCH + RESERVE_AHEAD_BYTES // 2
     assert [h.base_offset for h in read_all(log)] == [0, 1, 2]
+
+
+def test_the_reservation_scales_with_the_append_within_bounds():
+    assert reserve_ahead(1) == RESERVE_AHEAD_BYTES
+    assert reserve_ahead(BATCH) == RESERVE_AHEAD_BYTES
+    assert reserve_ahead(1_000_000) == RESERVE_AHEAD_APPENDS * 1_000_000
+    assert reserve_ahead(100 << 20) == RESERVE_AHEAD_MAX_BYTES
+
+
+def test_large_appends_reserve_several_appends_ahead(reservable, open_log):
+    """A megabyte append reserves room for the next few, so `fallocate` runs about
+    once per RESERVE_AHEAD_APPENDS appends instead of once per append."""
+    big = 1_000_000
+    log = open_log()
+    append_sized(log, big)
+    path = segment_paths(log)[-1]
+    assert os.path.getsize(path) == big
+    reserved_past_end = allocated(path) - big
+    assert reserved_past_end >= (RESERVE_AHEAD_APPENDS - 1) * big
+    for _ in range(RESERVE_AHEAD_APPENDS - 1):
+        append_sized(log, big)
+    assert allocated(path) - reserved_past_end <= big + 4096 * 2  # no new reservation yet
+    assert [h.base_offset for h in read_all(log)] == [0, 1, 2, 3]
 
 
 def test_a_roll_hands_back_the_reservation(reservable, open_log):
