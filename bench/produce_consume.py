@@ -12,7 +12,9 @@ that reads and acknowledges Produce requests and does nothing else with them
 machine the client and the broker share the CPUs, so the client's own cost
 bounds what any broker can reach here.
 
-Each case runs `--trials` times on a fresh topic and reports the median. The
+Each case runs `--trials` times on a fresh topic and reports the median, with
+the broker process's CPU time per MB moved ("CPU ms/MB"): on a noisy host it is
+a steadier measure of the broker's own cost than its throughput. The
 baseline is the median of raw runs interleaved with the trials (one before each
 trial and one at the end): on a shared 2-core VM single runs vary by 2x, and the
 raw rate drifts within minutes (seen here: 1.5 to 2.9 GB/s), so a baseline
@@ -31,10 +33,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import dataclass
 
 from _produce_sink import SinkProcess
 from _support import (
     print_table,
+    process_cpu_seconds,
     produce_bytes,
     raw_tcp_mb_per_s,
     start_broker,
@@ -66,14 +70,30 @@ def consume(bootstrap: str, topic: str, record_size: int, count: int) -> float:
     return record_size * seen / elapsed / 1e6
 
 
-def trial(broker, admin, topic: str, record_size: int, acks: str, total: int) -> tuple[float, float]:
-    """Produce `total` bytes to a new topic, consume them from the start; MB/s of each."""
+@dataclass(frozen=True)
+class Phase:
+    mb_per_s: float
+    broker_cpu_ms_per_mb: float
+
+
+def measured(broker, nbytes: int, run) -> Phase:
+    """Run one phase (`run` returns MB/s) and charge the broker's CPU time to its bytes."""
+    cpu_before = process_cpu_seconds(broker.proc.pid)
+    rate = run()
+    cpu = process_cpu_seconds(broker.proc.pid) - cpu_before
+    return Phase(rate, 1000 * cpu / (nbytes / 1e6))
+
+
+def trial(broker, admin, topic: str, record_size: int, acks: str, total: int) -> tuple[Phase, Phase]:
+    """Produce `total` bytes to a new topic, then consume them from the start."""
     admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result()
     count = total // record_size
+    nbytes = record_size * count
     try:
         warm_memory(broker.data_dir, 2 * total)
-        produced = produce_bytes(broker.bootstrap, topic, PARTITIONS, record_size * count, record_size, acks=acks)
-        consumed = consume(broker.bootstrap, topic, record_size, count)
+        produced = measured(broker, nbytes, lambda: produce_bytes(
+            broker.bootstrap, topic, PARTITIONS, nbytes, record_size, acks=acks))
+        consumed = measured(broker, nbytes, lambda: consume(broker.bootstrap, topic, record_size, count))
     finally:
         # Deleting the topic frees its page cache for the next trial to reuse.
         admin.delete_topics([topic])[topic].result()
@@ -112,7 +132,7 @@ def main() -> None:
         raw_runs.append(raw_tcp_mb_per_s(total))
 
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    cases: dict[tuple[int, str], list[tuple[float, float]]] = {}
+    cases: dict[tuple[int, str], list[tuple[Phase, Phase]]] = {}
     try:
         for record_size in (1024, 100 * 1024):
             for acks in ("1", "all"):
@@ -131,14 +151,20 @@ def main() -> None:
     rows = []
     ratios: dict[tuple[int, str], tuple[float, float]] = {}
     for (record_size, acks), runs in cases.items():
-        p = statistics.median(r[0] for r in runs)
-        c = statistics.median(r[1] for r in runs)
-        rows.append([f"{record_size // 1024} KiB", acks, f"{p:.0f}", spread(r[0] for r in runs),
-                     f"{100 * p / raw:.0f}%", f"{c:.0f}", spread(r[1] for r in runs), f"{100 * c / raw:.0f}%"])
-        ratios[(record_size, acks)] = (p / raw, c / raw)
+        row = [f"{record_size // 1024} KiB", acks]
+        medians = []
+        for phase in (0, 1):  # produce, consume
+            rates = [r[phase].mb_per_s for r in runs]
+            rate = statistics.median(rates)
+            cpu = statistics.median(r[phase].broker_cpu_ms_per_mb for r in runs)
+            row += [f"{rate:.0f}", spread(rates), f"{100 * rate / raw:.0f}%", f"{cpu:.2f}"]
+            medians.append(rate)
+        rows.append(row)
+        ratios[(record_size, acks)] = (medians[0] / raw, medians[1] / raw)
     print_table(f"tierbroker produce/consume, {args.mib} MiB per run, median of {args.trials} runs; "
                 f"raw loopback TCP = {raw:.0f} MB/s (runs {spread(raw_runs)})",
-                ["record", "acks", "produce MB/s", "range", "of raw", "consume MB/s", "range", "of raw"], rows)
+                ["record", "acks", "produce MB/s", "range", "of raw", "CPU ms/MB",
+                 "consume MB/s", "range", "of raw", "CPU ms/MB"], rows)
     ceiling = statistics.median(ceiling_runs)
     print(f"producer ceiling, 100 KiB records, acks=1 (into a sink that reads and acknowledges, nothing "
           f"more): {ceiling:.0f} MB/s ({spread(ceiling_runs)}) = {100 * ceiling / raw:.0f}% of raw")
