@@ -57,6 +57,7 @@ def consume(bootstrap: str, topic: str, record_size: int, count: int) -> float:
         "enable.auto.commit": False, "fetch.max.bytes": 32 << 20,
         "max.partition.fetch.bytes": 8 << 20, "fetch.wait.max.ms": 100,
     })
+    consumer.list_topics(topic, timeout=30)  # connected before the clock starts, as the producer is
     consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
     seen = 0
     started = time.perf_counter()
@@ -114,7 +115,6 @@ def main() -> None:
     broker = start_broker()
     sink = SinkProcess()
     sink_broker = start_broker({"advertised.listeners": sink.listener})
-    sink_admin = AdminClient({"bootstrap.servers": sink_broker.bootstrap})
     raw_runs = []
     ceiling_runs = []
 
@@ -122,7 +122,11 @@ def main() -> None:
         sink.start(sink_broker.port)
         try:
             topic = f"ceiling-{n}"
+            # The sink broker's metadata points at the sink, so an admin client outliving
+            # the sink would keep reconnecting to its closed port (and logging each time).
+            sink_admin = AdminClient({"bootstrap.servers": sink_broker.bootstrap})
             sink_admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result()
+            del sink_admin
             ceiling_runs.append(produce_bytes(sink.bootstrap, topic, PARTITIONS, total, 100 * 1024, acks="1"))
         finally:
             sink.stop()
@@ -144,6 +148,7 @@ def main() -> None:
                         ceiling_run(n)
         raw_run()
     finally:
+        del admin  # before its broker goes, or it logs the lost connection
         broker.stop()
         sink_broker.stop()
         sink.stop()
