@@ -1,6 +1,6 @@
 """The `tierbroker` command line.
 
-    tierbroker serve [--config server.properties] [--override key=value ...]
+    tierbroker serve [--config server.properties] [--override key=value ...] [--event-loop uvloop|asyncio]
     tierbroker groups list|describe GROUP [--bootstrap-server HOST:PORT] [--json]
     tierbroker topics create|list|describe|alter ... [--bootstrap-server HOST:PORT] [--json]
     tierbroker tier status|rollback|recover ... [--bootstrap-server HOST:PORT] [--json]
@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import cli_groups, cli_tier, cli_topics
+from . import cli_groups, cli_tier, cli_topics, event_loop
 from .config import BrokerConfig, InvalidConfigError, PropertiesSyntaxError
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="a Kafka-style server.properties file")
     serve.add_argument("--override", action="append", default=[], type=_parse_override, metavar="KEY=VALUE",
                        help="set a broker config key (repeatable); wins over the file and the environment")
+    serve.add_argument("--event-loop", choices=event_loop.CHOICES, default=event_loop.default_choice(),
+                       help="the asyncio event loop to run on (default: uvloop where installed, else asyncio)")
     serve.add_argument("--log-level", default=os.environ.get("TIERBROKER_LOG_LEVEL", "INFO"),
                        help="logging level (default INFO)")
     cli_groups.add_subcommand(commands)
@@ -69,7 +71,14 @@ def _serve(args) -> int:
         print(f"tierbroker: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(serve(config))
+        factory = event_loop.loop_factory(args.event_loop)
+    except ValueError as exc:
+        print(f"tierbroker: {exc}", file=sys.stderr)
+        return 2
+    logging.getLogger("broker.server").info("event loop: %s", args.event_loop)
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(serve(config))
     except OSError as exc:
         logging.getLogger("broker.server").error("cannot start: %s", exc)
         return 1

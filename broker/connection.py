@@ -13,6 +13,10 @@ never copied between the socket and the log (its memoryview is writable, and
 the log assigns offsets in place). Large frames come from the server's
 `FramePool` and go back to it once their request is done.
 
+Responses do not go through the transport: a `SocketWriter` writes them to the
+socket itself (file regions by sendfile, on any event loop), and the sender
+waits for each to be written whole, which back-pressures a slow reader.
+
 A frame whose size is negative, tiny or beyond `socket.request.max.bytes`, or
 whose header cannot be read, closes the connection (as Kafka does); everything
 else gets a Kafka error response and the connection stays up.
@@ -31,6 +35,7 @@ import os
 from .dispatch import Dispatcher, UnreadableRequest
 from .frame_pool import FramePool
 from .protocol.primitives import FileRegion
+from .socket_writer import SocketWriter
 
 log = logging.getLogger("broker.connection")
 
@@ -59,8 +64,7 @@ class Connection(asyncio.BufferedProtocol):
         self._pending_changed = asyncio.Event()
         self._reading = True
         self._read_paused = False
-        self._write_ready = asyncio.Event()
-        self._write_ready.set()
+        self._writer: SocketWriter | None = None
         self.closed = asyncio.get_running_loop().create_future()
         self._sender: asyncio.Task | None = None
 
@@ -70,6 +74,7 @@ class Connection(asyncio.BufferedProtocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self._writer = SocketWriter(transport.get_extra_info("socket").fileno())
         self._sender = asyncio.ensure_future(self._send_responses())
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -93,21 +98,16 @@ class Connection(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc) -> None:
         self._reading = False
-        self._write_ready.set()
         self._pending_changed.set()
         if self._sender is not None and not self._sender.done():
             self._sender.cancel()
+        if self._writer is not None:
+            self._writer.close()
         self._cancel_pending()
         if not self.closed.done():
             self.closed.set_result(None)
         if self.on_closed is not None:
             self.on_closed(self)
-
-    def pause_writing(self) -> None:
-        self._write_ready.clear()
-
-    def resume_writing(self) -> None:
-        self._write_ready.set()
 
     # -- reading -------------------------------------------------------------------
 
@@ -197,33 +197,15 @@ class Connection(asyncio.BufferedProtocol):
                     self.transport.resume_reading()
             try:
                 if answer.parts is not None:
-                    await self._write(answer.parts)
-            except (ConnectionError, OSError, RuntimeError) as exc:
+                    await self._writer.write(answer.parts)
+            except OSError as exc:
                 log.info("connection to %s lost while answering: %s", self.peer, exc)
                 self.transport.abort()
                 return
             finally:
+                if answer.parts:
+                    close_regions(answer.parts)
                 answer.run_after_response()
-
-    async def _write(self, parts: list) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            for index, part in enumerate(parts):
-                if isinstance(part, FileRegion):
-                    await self._drain()
-                    with open(part.fd, "rb", buffering=0, closefd=True) as file:
-                        parts[index] = None  # `file` owns the descriptor now
-                        await loop.sendfile(self.transport, file, part.offset, part.size)
-                else:
-                    self.transport.write(part)
-            await self._drain()
-        finally:
-            close_regions(parts)
-
-    async def _drain(self) -> None:
-        await self._write_ready.wait()
-        if self.transport.is_closing():
-            raise ConnectionResetError(f"connection to {self.peer} closed")
 
     def _cancel_pending(self) -> None:
         while self._pending:

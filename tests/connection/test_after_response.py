@@ -17,8 +17,8 @@ from broker.dispatch import Answer
 from broker.frame_pool import FramePool
 
 RESPONSE_BYTES = 4 << 20  # more than the socket takes at once: the write drains
-# The most a sent response can still have in flight (socket buffer, doubled by the
-# kernel, plus the transport's low-water mark), with room to spare.
+# The most a sent response can still have in flight (the socket buffer, doubled by
+# the kernel), with room to spare.
 IN_FLIGHT_BOUND = 512 * 1024
 
 
@@ -79,8 +79,7 @@ def test_after_response_work_runs_once_the_response_is_sent():
         await loop.sock_sendall(client, frame(b"\x00" * 12) * 3)
         while len(received) < len(big):
             received += await receive(client, min(65536, len(big) - len(received)))
-            # Until the whole response was handed to the socket (and the writer drained
-            # it below the transport's low-water mark), the work has not run.
+            # Until the whole response was handed to the socket, the work has not run.
             if len(received) < len(big) - IN_FLIGHT_BOUND:
                 assert not seen, "after-response work ran before the response was sent"
         assert bytes(received) == big

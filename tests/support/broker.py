@@ -26,8 +26,11 @@ class BrokerProcess:
     The broker's stderr goes to `log_path`, which tests may read (recovery lines).
     """
 
-    def __init__(self, data_dir: Path, overrides: dict[str, str] | None = None, port: int | None = None):
+    def __init__(self, data_dir: Path, overrides: dict[str, str] | None = None, port: int | None = None,
+                 event_loop: str | None = None):
+        """`event_loop`: `--event-loop` for the broker (None: its default)."""
         self.data_dir = Path(data_dir)
+        self.event_loop = event_loop
         self.port = port or free_port()
         self.overrides = {
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
@@ -49,6 +52,8 @@ class BrokerProcess:
         args = [sys.executable, "-m", "broker.cli", "serve"]
         for key, value in self.overrides.items():
             args += ["--override", f"{key}={value}"]
+        if self.event_loop is not None:
+            args += ["--event-loop", self.event_loop]
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log_file = open(self.log_path, "ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
