@@ -20,9 +20,10 @@ from tests.support.broker import BrokerProcess, free_port  # noqa: E402
 CHUNK = 1 << 20
 
 
-def start_broker(overrides: dict[str, str] | None = None, data_dir: Path | None = None) -> BrokerProcess:
+def start_broker(overrides: dict[str, str] | None = None, data_dir: Path | None = None,
+                 event_loop: str | None = None) -> BrokerProcess:
     data = Path(tempfile.mkdtemp(prefix="tierbroker-bench-", dir=data_dir))
-    return BrokerProcess(data, overrides).start()
+    return BrokerProcess(data, overrides, event_loop=event_loop).start()
 
 
 def warm_memory(directory: Path, nbytes: int) -> None:

@@ -1,7 +1,7 @@
 """Produce and consume throughput with confluent-kafka (librdkafka) against a
 tierbroker process, beside a raw loopback TCP baseline measured in the same run.
 
-    python3 bench/produce_consume.py [--mib 512] [--trials 3]
+    python3 bench/produce_consume.py [--mib 512] [--trials 3] [--event-loop asyncio|uvloop]
 
 Targets (issue 2): with 100 KiB records, produce >= 50% and consume >= 50% of
 the raw baseline.
@@ -11,6 +11,9 @@ that reads and acknowledges Produce requests and does nothing else with them
 (see `_produce_sink.py`), measured after each 100 KiB acks=1 trial. On a 2-core
 machine the client and the broker share the CPUs, so the client's own cost
 bounds what any broker can reach here.
+
+The broker runs on its default event loop; `--event-loop uvloop` measures it on
+uvloop (see `broker.event_loop`).
 
 Each case runs `--trials` times on a fresh topic and reports the median, with
 the broker process's CPU time per MB moved ("CPU ms/MB"): on a noisy host it is
@@ -53,6 +56,8 @@ from _support import (
 )
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from broker.event_loop import CHOICES, DEFAULT
 
 PARTITIONS = 4
 TARGET = 0.5
@@ -117,9 +122,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=512, help="data per case, MiB")
     parser.add_argument("--trials", type=int, default=3, help="runs per case; the median is reported")
+    parser.add_argument("--event-loop", choices=CHOICES, default=DEFAULT, help="the broker's event loop")
     args = parser.parse_args()
     total = args.mib << 20
-    broker = start_broker()
+    broker = start_broker(event_loop=args.event_loop)
     sink = SinkProcess()
     sink_broker = start_broker({"advertised.listeners": sink.listener})
     raw_runs = []
@@ -173,7 +179,8 @@ def main() -> None:
             medians.append(rate)
         rows.append(row)
         ratios[(record_size, acks)] = (medians[0] / raw, medians[1] / raw)
-    print_table(f"tierbroker produce/consume, {args.mib} MiB per run, median of {args.trials} runs; "
+    print_table(f"tierbroker ({args.event_loop} event loop) produce/consume, {args.mib} MiB per run, "
+                f"median of {args.trials} runs; "
                 f"raw loopback TCP = {raw:.0f} MB/s (runs {spread(raw_runs)})",
                 ["record", "acks", "produce MB/s", "range", "of raw", "CPU ms/MB",
                  "consume MB/s", "range", "of raw", "CPU ms/MB"], rows)

@@ -38,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="a Kafka-style server.properties file")
     serve.add_argument("--override", action="append", default=[], type=_parse_override, metavar="KEY=VALUE",
                        help="set a broker config key (repeatable); wins over the file and the environment")
-    serve.add_argument("--event-loop", choices=event_loop.CHOICES, default=event_loop.default_choice(),
-                       help="the asyncio event loop to run on (default: uvloop where installed, else asyncio)")
+    serve.add_argument("--event-loop", choices=event_loop.CHOICES, default=event_loop.DEFAULT,
+                       help="the asyncio event loop to run on (default asyncio; uvloop needs tierbroker[uvloop])")
     serve.add_argument("--log-level", default=os.environ.get("TIERBROKER_LOG_LEVEL", "INFO"),
                        help="logging level (default INFO)")
     cli_groups.add_subcommand(commands)

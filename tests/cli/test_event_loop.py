@@ -1,6 +1,6 @@
-"""Choosing the event loop: uvloop by default where it is installed, the
-standard loop where it is not, and a clear refusal when uvloop is asked for but
-missing (the broker then exits 2 before touching anything)."""
+"""Choosing the event loop: the standard one by default, uvloop when asked for
+and installed, and a clear refusal when uvloop is asked for but missing (the
+broker then exits 2 before touching anything)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,13 @@ import pytest
 from broker import cli, event_loop
 
 
-@pytest.fixture
-def without_uvloop(monkeypatch):
-    monkeypatch.setitem(sys.modules, "uvloop", None)  # makes `import uvloop` raise ImportError
-
-
-def test_the_standard_loop_is_always_available():
+def test_the_standard_loop_is_the_default():
+    assert cli.build_parser().parse_args(["serve"]).event_loop == "asyncio"
     assert event_loop.loop_factory("asyncio") is asyncio.new_event_loop
 
 
-def test_uvloop_is_the_default_where_installed():
+def test_uvloop_when_asked_for():
     pytest.importorskip("uvloop")
-    assert event_loop.default_choice() == "uvloop"
     loop = event_loop.loop_factory("uvloop")()
     try:
         assert type(loop).__module__.startswith("uvloop")
@@ -31,25 +26,20 @@ def test_uvloop_is_the_default_where_installed():
         loop.close()
 
 
-def test_without_uvloop_the_default_is_the_standard_loop(without_uvloop):
-    assert not event_loop.uvloop_installed()
-    assert event_loop.default_choice() == "asyncio"
-    assert cli.build_parser().parse_args(["serve"]).event_loop == "asyncio"
-
-
-def test_asking_for_a_missing_uvloop_is_refused(without_uvloop, tmp_path, monkeypatch, capsys):
+def test_asking_for_a_missing_uvloop_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # makes `import uvloop` raise ImportError
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match="uvloop is not installed; use --event-loop asyncio"):
+    with pytest.raises(ValueError, match=r"uvloop is not installed \(pip install 'tierbroker\[uvloop\]'\)"):
         event_loop.loop_factory("uvloop")
     assert cli.main(["serve", "--event-loop", "uvloop"]) == 2
     assert "uvloop is not installed" in capsys.readouterr().err
     assert not (tmp_path / "data").exists()
 
 
-def test_an_unknown_loop_is_refused_by_the_command_line(capsys):
+def test_an_unknown_loop_is_refused(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.build_parser().parse_args(["serve", "--event-loop", "trio"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'trio'" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="unknown event loop 'trio'; choose one of uvloop, asyncio"):
+    with pytest.raises(ValueError, match="unknown event loop 'trio'; choose one of asyncio, uvloop"):
         event_loop.loop_factory("trio")

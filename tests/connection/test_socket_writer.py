@@ -17,7 +17,7 @@ import socket
 
 import pytest
 
-from broker.event_loop import CHOICES, UVLOOP, loop_factory, uvloop_installed
+from broker.event_loop import CHOICES, UVLOOP, loop_factory
 from broker.protocol.primitives import FileRegion
 from broker.socket_writer import MAX_BUFFERS, SocketWriter
 
@@ -27,8 +27,8 @@ SEND_BUFFER = 16 * 1024
 @pytest.fixture(params=CHOICES)
 def run(request):
     """Run a coroutine function on a fresh loop of the parametrized kind."""
-    if request.param == UVLOOP and not uvloop_installed():
-        pytest.skip("uvloop is not installed here")
+    if request.param == UVLOOP:
+        pytest.importorskip("uvloop")
 
     def runner(coroutine_function):
         with asyncio.Runner(loop_factory=loop_factory(request.param)) as r:
