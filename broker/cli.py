@@ -1,6 +1,6 @@
 """The `tierbroker` command line.
 
-    tierbroker serve [--config server.properties] [--override key=value ...] [--event-loop uvloop|asyncio]
+    tierbroker serve [--config server.properties] [--override key=value ...] [--event-loop asyncio|uvloop]
     tierbroker groups list|describe GROUP [--bootstrap-server HOST:PORT] [--json]
     tierbroker topics create|list|describe|alter ... [--bootstrap-server HOST:PORT] [--json]
     tierbroker tier status|rollback|recover ... [--bootstrap-server HOST:PORT] [--json]

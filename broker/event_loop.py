@@ -2,8 +2,9 @@
 operator asks for uvloop (`tierbroker serve --event-loop uvloop`, installed with
 `pip install 'tierbroker[uvloop]'`).
 
-The broker behaves the same on both; the suite runs its end-to-end and
-connection tests on each. Measured here on loopback, they trade speed against
+The broker behaves the same on both: the suite runs the response writer's tests
+and an end-to-end round trip on each, and everything else on the default.
+Measured here on loopback, they trade speed against
 cold-read latency, which is why uvloop is not the default:
 - uvloop costs less per request: with confluent-kafka producing 100 KiB records,
   about 830 us of broker CPU per 920 KB Produce request against 910 us, and
