@@ -8,6 +8,7 @@ import asyncio
 import io
 import random
 import socket
+import time
 
 import pytest
 
@@ -515,3 +516,46 @@ def test_s3_answers_parse_timestamps_without_botocores_general_parser(s3_bucket,
         assert await store.list_multipart_uploads("mp/") == [upload]
         await store.abort_multipart(upload)
     run(s3_bucket.store(), body)
+
+
+@pytest.mark.parametrize("event_loop_kind", ["asyncio", "uvloop"])
+def test_s3_get_into_takes_the_body_in_bounded_pieces(s3_bucket, monkeypatch, event_loop_kind):
+    """A body that arrived whole while the loop was busy (uvloop's reads let aiohttp
+    buffer all of it) still reaches the buffer BODY_READ_BYTES at most per read:
+    one read of all of it held the event loop for 10-15 ms per 4 MiB chunk."""
+    import aiobotocore.response
+
+    from broker.event_loop import loop_factory
+
+    reads = []
+    readinto = aiobotocore.response.AioStreamingBody.readinto
+
+    async def spy(self, b):
+        got = await readinto(self, b)
+        reads.append(got)
+        return got
+
+    monkeypatch.setattr(aiobotocore.response.AioStreamingBody, "readinto", spy)
+    data = random.Random(5).randbytes(3 * MiB)
+
+    async def body(store):
+        await store.put("chunk", data)
+        loop = asyncio.get_running_loop()
+        # Busy the loop while the response arrives, so the body is buffered by the time it is read.
+        loop.call_later(0.01, time.sleep, 0.2)
+        buffer = bytearray(len(data))
+        assert await store.get_into("chunk", 0, len(data), memoryview(buffer)) == len(data)
+        assert buffer == data
+
+    store = s3_bucket.store()
+
+    async def main():
+        try:
+            await body(store)
+        finally:
+            await store.close()
+    with asyncio.Runner(loop_factory=loop_factory(event_loop_kind)) as runner:
+        runner.run(main())
+    assert sum(reads) == len(data)
+    assert max(reads) <= s3_module.BODY_READ_BYTES, reads
+    assert len(reads) >= len(data) // s3_module.BODY_READ_BYTES
