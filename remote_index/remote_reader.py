@@ -187,16 +187,16 @@ class RemoteLogReader:
         try:
             slot = await self._take_slot(deadline)
         except asyncio.CancelledError:  # the Fetch answered without this partition
-            self._warm(topic, partition, manifest, offset, max_bytes, upper_bound)
+            self.warm(topic, partition, manifest, offset, max_bytes, upper_bound)
             raise
         if not slot:
-            self._warm(topic, partition, manifest, offset, max_bytes, upper_bound)
+            self.warm(topic, partition, manifest, offset, max_bytes, upper_bound)
             return RemoteRead(bytearray(), offset)
         try:
             out, end_offset, last = await self._collect(topic, manifest, offset, max_bytes, upper_bound,
                                                         min_one_batch, deadline, enough, wait)
         except asyncio.CancelledError:  # the Fetch answered without this partition
-            self._warm(topic, partition, manifest, offset, max_bytes, upper_bound)
+            self.warm(topic, partition, manifest, offset, max_bytes, upper_bound)
             raise
         except (CorruptChunkError, CorruptSegmentMetaError) as exc:
             self.metrics.corrupt_chunks.labels(topic).inc()
@@ -220,7 +220,7 @@ class RemoteLogReader:
         self.metrics.fetch_bytes.labels(topic).inc(len(out))
         self.metrics.fetch_latency.observe(time.monotonic() - started)
         if not out and loop.time() >= deadline:
-            self._warm(topic, partition, manifest, offset, max_bytes, upper_bound)
+            self.warm(topic, partition, manifest, offset, max_bytes, upper_bound)
         if out and self.settings.prefetch:
             self._prefetch_after(topic, partition, manifest, offset, end_offset, last, upper_bound, defer)
         return RemoteRead(out, end_offset)
@@ -237,9 +237,11 @@ class RemoteLogReader:
             return False
         return True
 
-    def _warm(self, topic, partition, manifest, offset, max_bytes, upper_bound) -> None:
-        """Out of time before any batch: read anyway in the background (bounded by the
-        same slots and pool), so the chunks are hydrated when the client asks again."""
+    def warm(self, topic: str, partition: int, manifest: PartitionManifest, offset: int, max_bytes: int,
+             upper_bound: int) -> None:
+        """Hydrate in the background what `read` at `offset` would need (bounded by the
+        same slots and pool), so the chunks are in memory when the client asks again.
+        For a read that ran out of time, or one a Fetch answers without."""
         key = (topic, partition, offset)
         if key in self._warming:
             return

@@ -10,8 +10,9 @@ Offsets below the local log start offset but inside the remote tier are read
 from the bucket (cold reads, `remote_index.remote_reader`). A cold partition
 whose chunks are in memory (read ahead) is served at once; the others' reads
 run concurrently. The Fetch waits for the first of them to finish (unless those
-served at once hold `min_bytes` already: then the others only get to start
-their GETs), then only while fewer than `min_bytes` are in (Kafka's rule), and
+served at once hold `min_bytes` already: then it answers at once, and the
+others' chunks are hydrated in the background), then only while fewer than
+`min_bytes` are in (Kafka's rule), and
 never past the request's max wait (or `remote.fetch.max.wait.ms`, which cold
 reads always get): the hot partitions of a mixed Fetch are not held up longer
 than that, and one partition's GET does not hold up data another partition
@@ -147,17 +148,18 @@ class _FetchPass:
         waiting = [job for job in self._cold if not self._read_cold_from_memory(*job)]
         if not waiting:
             return
-        pending = {asyncio.ensure_future(self._read_one_cold(*job)) for job in waiting}
         if self.size >= max(self.req.min_bytes, 1):
-            # min_bytes are in already: only let the other reads start (set their GETs
-            # going, for the client's next Fetch) before answering.
-            await asyncio.sleep(0)
-            pending = {task for task in pending if not task.done()}
-        else:
-            # The first wait lets every cold read start (find its chunks in memory or set
-            # their GETs going) and one finish; after that, only min_bytes keeps us waiting.
-            _, pending = await asyncio.wait(pending, timeout=max(self.cold_deadline - loop.time(), 0),
-                                            return_when=asyncio.FIRST_COMPLETED)
+            # min_bytes are in already: answer now, without a trip round the event loop
+            # (one of uvloop's can take many ms while GET bodies land). The other
+            # partitions' chunks are hydrated in the background for the client's next Fetch.
+            for job in waiting:
+                self._warm_cold(*job)
+            return
+        pending = {asyncio.ensure_future(self._read_one_cold(*job)) for job in waiting}
+        # The first wait lets every cold read start (find its chunks in memory or set
+        # their GETs going) and one finish; after that, only min_bytes keeps us waiting.
+        _, pending = await asyncio.wait(pending, timeout=max(self.cold_deadline - loop.time(), 0),
+                                        return_when=asyncio.FIRST_COMPLETED)
         while pending and self.size < self.req.min_bytes and (remaining := self.cold_deadline - loop.time()) > 0:
             _, pending = await asyncio.wait(pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
@@ -183,6 +185,13 @@ class _FetchPass:
             return False
         self._add_cold(partition, out, limit, read, upper_bound)
         return True
+
+    def _warm_cold(self, partition, fp, out: dict, limit: int, first: bool) -> None:
+        """Start hydrating what a cold read of this partition needs; answer it empty now."""
+        manifest = self._cold_manifest(partition, out)
+        if manifest is not None:
+            self.node.remote_reader.warm(partition.topic.name, partition.index, manifest, fp.fetch_offset, limit,
+                                         partition.log.log_start_offset)
 
     async def _read_one_cold(self, partition, fp, out: dict, limit: int, first: bool) -> None:
         manifest = self._cold_manifest(partition, out)
