@@ -1,6 +1,6 @@
 """The `tierbroker` command line.
 
-    tierbroker serve [--config server.properties] [--override key=value ...] [--event-loop asyncio|uvloop]
+    tierbroker serve [--config server.properties] [--override key=value ...] [--event-loop uvloop|asyncio]
     tierbroker groups list|describe GROUP [--bootstrap-server HOST:PORT] [--json]
     tierbroker topics create|list|describe|alter ... [--bootstrap-server HOST:PORT] [--json]
     tierbroker tier status|rollback|recover ... [--bootstrap-server HOST:PORT] [--json]
@@ -38,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, help="a Kafka-style server.properties file")
     serve.add_argument("--override", action="append", default=[], type=_parse_override, metavar="KEY=VALUE",
                        help="set a broker config key (repeatable); wins over the file and the environment")
-    serve.add_argument("--event-loop", choices=event_loop.CHOICES, default=event_loop.DEFAULT,
-                       help="the asyncio event loop to run on (default asyncio; uvloop needs tierbroker[uvloop])")
+    serve.add_argument("--event-loop", choices=event_loop.CHOICES,
+                       help="the asyncio event loop to run on (default uvloop where installed, else asyncio)")
     serve.add_argument("--log-level", default=os.environ.get("TIERBROKER_LOG_LEVEL", "INFO"),
                        help="logging level (default INFO)")
     cli_groups.add_subcommand(commands)
@@ -70,12 +70,13 @@ def _serve(args) -> int:
     except (InvalidConfigError, PropertiesSyntaxError, OSError) as exc:
         print(f"tierbroker: {exc}", file=sys.stderr)
         return 2
+    loop_choice = args.event_loop or event_loop.default_choice()
     try:
-        factory = event_loop.loop_factory(args.event_loop)
+        factory = event_loop.loop_factory(loop_choice)
     except ValueError as exc:
         print(f"tierbroker: {exc}", file=sys.stderr)
         return 2
-    logging.getLogger("broker.server").info("event loop: %s", args.event_loop)
+    logging.getLogger("broker.server").info("event loop: %s", loop_choice)
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(serve(config))

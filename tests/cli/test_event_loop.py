@@ -1,6 +1,6 @@
-"""Choosing the event loop: the standard one by default, uvloop when asked for
-and installed, and a clear refusal when uvloop is asked for but missing (the
-broker then exits 2 before touching anything)."""
+"""Choosing the event loop: uvloop by default where it is installed, the standard
+one when asked for or when uvloop is missing, and a clear refusal when uvloop is
+asked for but missing (the broker then exits 2 before touching anything)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,10 @@ import pytest
 from broker import cli, event_loop
 
 
-def test_the_standard_loop_is_the_default():
-    assert cli.build_parser().parse_args(["serve"]).event_loop == "asyncio"
-    assert event_loop.loop_factory("asyncio") is asyncio.new_event_loop
-
-
-def test_uvloop_when_asked_for():
+def test_uvloop_is_the_default_where_installed():
     pytest.importorskip("uvloop")
+    assert cli.build_parser().parse_args(["serve"]).event_loop is None  # resolved at start
+    assert event_loop.default_choice() == "uvloop"
     loop = event_loop.loop_factory("uvloop")()
     try:
         assert type(loop).__module__.startswith("uvloop")
@@ -26,10 +23,17 @@ def test_uvloop_when_asked_for():
         loop.close()
 
 
+def test_the_standard_loop_when_asked_for_or_without_uvloop(monkeypatch):
+    assert cli.build_parser().parse_args(["serve", "--event-loop", "asyncio"]).event_loop == "asyncio"
+    assert event_loop.loop_factory("asyncio") is asyncio.new_event_loop
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    assert event_loop.default_choice() == "asyncio"
+
+
 def test_asking_for_a_missing_uvloop_is_refused(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "uvloop", None)  # makes `import uvloop` raise ImportError
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match=r"uvloop is not installed \(pip install 'tierbroker\[uvloop\]'\)"):
+    with pytest.raises(ValueError, match=r"uvloop is not installed \(pip install uvloop\)"):
         event_loop.loop_factory("uvloop")
     assert cli.main(["serve", "--event-loop", "uvloop"]) == 2
     assert "uvloop is not installed" in capsys.readouterr().err
@@ -41,5 +45,5 @@ def test_an_unknown_loop_is_refused(capsys):
         cli.build_parser().parse_args(["serve", "--event-loop", "trio"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'trio'" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="unknown event loop 'trio'; choose one of asyncio, uvloop"):
+    with pytest.raises(ValueError, match="unknown event loop 'trio'; choose one of uvloop, asyncio"):
         event_loop.loop_factory("trio")
