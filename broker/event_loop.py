@@ -11,8 +11,9 @@ Measured here on loopback:
 - cold reads meet their targets on both (`bench/cold_read.py`, six runs on
   uvloop and four on the standard loop): the paced reader's p99 ratio with
   read-ahead was 0.17-0.33 on uvloop and 0.12-0.26 on the standard loop. uvloop's
-  tail is a little longer: some large response writes take longer there (up to
-  17 ms against 5 ms for a 3.7 MB writev), for reasons not yet known.
+  tail is a little longer: in one traced run on each, some large response
+  writes took longer there (up to 17 ms against 5 ms for a 3.7 MB writev), for
+  reasons not yet known.
 """
 
 from __future__ import annotations

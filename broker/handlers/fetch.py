@@ -152,8 +152,8 @@ class _FetchPass:
             # min_bytes are in already: answer now, without a trip round the event loop
             # (one of uvloop's can take many ms while GET bodies land). The other
             # partitions' chunks are hydrated in the background for the client's next Fetch.
-            for job in waiting:
-                self._warm_cold(*job)
+            for partition, fp, out, limit, _ in waiting:
+                self._warm_cold(partition, fp, out, limit)
             return
         pending = {asyncio.ensure_future(self._read_one_cold(*job)) for job in waiting}
         # The first wait lets every cold read start (find its chunks in memory or set
@@ -186,7 +186,7 @@ class _FetchPass:
         self._add_cold(partition, out, limit, read, upper_bound)
         return True
 
-    def _warm_cold(self, partition, fp, out: dict, limit: int, first: bool) -> None:
+    def _warm_cold(self, partition, fp, out: dict, limit: int) -> None:
         """Start hydrating what a cold read of this partition needs; answer it empty now."""
         manifest = self._cold_manifest(partition, out)
         if manifest is not None:

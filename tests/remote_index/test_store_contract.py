@@ -39,14 +39,16 @@ def make_store(request, tmp_path):
     return lambda **kw: bucket.store(**kw)
 
 
-def run(store: ObjectStore, body):
-    """Run `body(store)` on a fresh event loop, closing the store after."""
+def run(store: ObjectStore, body, loop_factory=None):
+    """Run `body(store)` on a fresh event loop (of `loop_factory`'s kind, if given),
+    closing the store after."""
     async def main():
         try:
             return await body(store)
         finally:
             await store.close()
-    return asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(main())
 
 
 # -- objects ---------------------------------------------------------------------
@@ -547,15 +549,7 @@ def test_s3_get_into_takes_the_body_in_bounded_pieces(s3_bucket, monkeypatch, ev
         assert await store.get_into("chunk", 0, len(data), memoryview(buffer)) == len(data)
         assert buffer == data
 
-    store = s3_bucket.store()
-
-    async def main():
-        try:
-            await body(store)
-        finally:
-            await store.close()
-    with asyncio.Runner(loop_factory=loop_factory(event_loop_kind)) as runner:
-        runner.run(main())
+    run(s3_bucket.store(), body, loop_factory(event_loop_kind))
     assert sum(reads) == len(data)
     assert max(reads) <= s3_module.BODY_READ_BYTES, reads
     assert len(reads) >= len(data) // s3_module.BODY_READ_BYTES
